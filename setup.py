@@ -1,0 +1,33 @@
+"""ament_python package edge_perception (src layout)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'edge_perception'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    package_dir={'': 'src'},
+    packages=find_packages(where='src'),
+    package_data={package_name: ['data/*', 'models/*', 'models/**/*']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.py')),
+        ('share/' + package_name + '/config', glob('config/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='edge_perception maintainers',
+    maintainer_email='maintainers@edge-perception.org',
+    description='Edge perception for robots: waste detection, crack inspection, collision alerts.',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'edge-perception = edge_perception.cli:main',
+            'time_to_impact_node = edge_perception.nodes.time_to_impact_node:main',
+            'haptic_alert_node = edge_perception.nodes.haptic_alert_node:main',
+        ],
+    },
+)

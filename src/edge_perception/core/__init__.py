@@ -1,0 +1,1 @@
+"""Algorithms and model runtimes. Nothing in this package may import rclpy."""

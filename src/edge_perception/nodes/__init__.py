@@ -1,0 +1,1 @@
+"""ROS 2 nodes: thin glue (parameters, message conversion, wiring) around edge_perception.core."""

@@ -1,0 +1,245 @@
+"""Plumbing shared by every node: QoS profiles, declared parameters, diagnostics, freshest frame.
+
+Conventions (see README "Node conventions"):
+- sensor inputs: SENSOR_QOS (best effort, keep last 1): slow processing never builds a queue;
+- alerts and commands: ALERT_QOS (reliable, keep last 10);
+- every output copies the input header (stamp and frame_id);
+- every tunable is a parameter with a description and, for numbers, a range; rclpy rejects an
+  out-of-range value, from YAML at start-up too, with an error naming the parameter;
+- each node publishes diagnostic_msgs/DiagnosticArray on /diagnostics once a second.
+"""
+from dataclasses import dataclass
+import threading
+import time
+from typing import Any, Callable, Optional, Sequence
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+SENSOR_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1,
+    reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+ALERT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10,
+    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+# Detections/tracks between our own nodes: reliable so a tracker sees every frame's detections.
+DATA_QOS = ALERT_QOS
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared parameter: name, default, description and constraints."""
+
+    name: str
+    default: Any
+    description: str
+    min_value: Optional[float] = None
+    max_value: Optional[float] = None
+    choices: Optional[Sequence[str]] = None
+    read_only: bool = False
+
+    def descriptor(self):
+        """The ParameterDescriptor rclpy enforces (ranges for numbers)."""
+        text = self.description
+        if self.choices:
+            text += f" (one of: {', '.join(self.choices)})"
+        desc = ParameterDescriptor(description=text, read_only=self.read_only)
+        if self.min_value is not None or self.max_value is not None:
+            if isinstance(self.default, bool):
+                pass
+            elif isinstance(self.default, int):
+                desc.integer_range = [IntegerRange(
+                    from_value=int(self.min_value if self.min_value is not None else -2**63),
+                    to_value=int(self.max_value if self.max_value is not None else 2**63 - 1),
+                    step=0)]
+            elif isinstance(self.default, float):
+                desc.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.min_value if self.min_value is not None else -1e308),
+                    to_value=float(self.max_value if self.max_value is not None else 1e308),
+                    step=0.0)]
+        return desc
+
+    def check(self, value):
+        """Return an error string for a value this parameter must refuse, else ''."""
+        if self.choices and value not in self.choices:
+            return f'{self.name}={value!r} is not one of {list(self.choices)}'
+        return ''
+
+
+def declare_parameters(node: Node, params: Sequence[Param]) -> dict:
+    """Declare params on node (checked, YAML overrides included) and return {name: value}.
+
+    The set-parameters callback is added before declaring, as in ros2/demos, so values from a
+    params file are checked at start-up as well as at run time.
+    """
+    by_name = {p.name: p for p in params}
+
+    def on_set(changes):
+        for change in changes:
+            spec = by_name.get(change.name)
+            error = spec.check(change.value) if spec else ''
+            if error:
+                return SetParametersResult(successful=False, reason=error)
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+    values = {}
+    for spec in params:
+        value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        error = spec.check(value)
+        if error:
+            raise ValueError(f'{node.get_name()}: invalid parameter: {error}')
+        values[spec.name] = value
+    return values
+
+
+def copy_header(header, msg_type=None):
+    """A copy of a std_msgs/Header (so later edits of either do not alias)."""
+    if msg_type is None:
+        from std_msgs.msg import Header as msg_type
+    out = msg_type()
+    out.stamp.sec = header.stamp.sec
+    out.stamp.nanosec = header.stamp.nanosec
+    out.frame_id = header.frame_id
+    return out
+
+
+class InputMonitor:
+    """Counts one input's messages and errors; says whether it is stale. Thread-safe."""
+
+    def __init__(self, name: str, stale_after_s: float):
+        self.name = name
+        self.stale_after_s = stale_after_s
+        self._lock = threading.Lock()
+        self._arrivals = []          # monotonic receive times within the rate window
+        self._last_arrival = None
+        self.received = 0
+        self.rejected = 0
+        self.last_error = ''
+
+    def arrived(self):
+        """Record one message received now."""
+        now = time.monotonic()
+        with self._lock:
+            self.received += 1
+            self._last_arrival = now
+            self._arrivals.append(now)
+            cutoff = now - 5.0
+            while self._arrivals and self._arrivals[0] < cutoff:
+                self._arrivals.pop(0)
+
+    def reject(self, error: str):
+        """Record a message that could not be used, and why."""
+        with self._lock:
+            self.rejected += 1
+            self.last_error = error
+
+    def accepted(self):
+        """The latest message was usable: clear the error."""
+        with self._lock:
+            self.last_error = ''
+
+    def rate_hz(self) -> float:
+        """Mean arrival rate over the last 5 s."""
+        with self._lock:
+            if len(self._arrivals) < 2:
+                return 0.0
+            span = self._arrivals[-1] - self._arrivals[0]
+            return (len(self._arrivals) - 1) / span if span > 0 else 0.0
+
+    def age_s(self) -> float:
+        """Seconds since the last message (inf if none)."""
+        with self._lock:
+            return float('inf') if self._last_arrival is None else (
+                time.monotonic() - self._last_arrival)
+
+    def status(self):
+        """(level, message, key-values) for diagnostics."""
+        age = self.age_s()
+        values = {
+            f'{self.name}.rate_hz': f'{self.rate_hz():.2f}',
+            f'{self.name}.age_s': f'{age:.3f}',
+            f'{self.name}.received': str(self.received),
+            f'{self.name}.rejected': str(self.rejected),
+        }
+        if self.last_error:
+            values[f'{self.name}.last_error'] = self.last_error
+            return DiagnosticStatus.ERROR, f'{self.name}: {self.last_error}', values
+        if age > self.stale_after_s:
+            return DiagnosticStatus.WARN, f'{self.name}: stale ({age:.1f} s)', values
+        return DiagnosticStatus.OK, f'{self.name}: ok', values
+
+
+class LatencyStats:
+    """Processing latency of the last N frames (ms)."""
+
+    def __init__(self, window: int = 200):
+        self._window = window
+        self._values = []
+        self._lock = threading.Lock()
+
+    def add(self, ms: float):
+        """Record one latency in ms."""
+        with self._lock:
+            self._values.append(ms)
+            if len(self._values) > self._window:
+                self._values.pop(0)
+
+    def summary(self) -> dict:
+        """p50/p99/max of the window, as strings for diagnostics."""
+        with self._lock:
+            values = sorted(self._values)
+        if not values:
+            return {}
+        pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+        return {'latency_ms.p50': f'{pick(0.5):.2f}', 'latency_ms.p99': f'{pick(0.99):.2f}',
+                'latency_ms.max': f'{values[-1]:.2f}'}
+
+
+class Diagnostics:
+    """Publishes one DiagnosticStatus for a node on /diagnostics once a second.
+
+    The status is the worst of its inputs' states and of `extra` checks (callables returning
+    (level, message, {key: value}) or None).
+    """
+
+    def __init__(self, node: Node, inputs: Sequence[InputMonitor],
+                 extra: Sequence[Callable[[], Optional[tuple]]] = (), period_s: float = 1.0):
+        self._node = node
+        self.inputs = list(inputs)
+        self.extra = list(extra)
+        self.latency = LatencyStats()
+        self._pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._timer = node.create_timer(period_s, self.publish)
+
+    def build_status(self) -> DiagnosticStatus:
+        """The node's current DiagnosticStatus."""
+        level = DiagnosticStatus.OK
+        messages, values = [], {}
+        for check in [m.status for m in self.inputs] + self.extra:
+            result = check()
+            if result is None:
+                continue
+            lvl, message, kv = result
+            values.update(kv)
+            if lvl > DiagnosticStatus.OK:
+                messages.append(message)
+            level = max(level, lvl)
+        values.update(self.latency.summary())
+        status = DiagnosticStatus()
+        status.level = bytes([level]) if isinstance(status.level, bytes) else level
+        status.name = f'{self._node.get_namespace().rstrip("/")}/{self._node.get_name()}'
+        status.hardware_id = self._node.get_name()
+        status.message = '; '.join(messages) if messages else 'ok'
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        return status
+
+    def publish(self):
+        """Publish the current status (timer callback)."""
+        array = DiagnosticArray()
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        array.status = [self.build_status()]
+        self._pub.publish(array)
