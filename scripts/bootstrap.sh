@@ -27,7 +27,8 @@ VPY="$VENV/bin/python"
 req_hash=$(hash_of requirements/ros.txt requirements/python.txt)
 if ! stamp_ok requirements "$req_hash"; then
   log "installing ROS 2 Kilted wheels and Python dependencies (first run: a few minutes)"
-  "$VPY" -m pip install --disable-pip-version-check -q -r requirements/ros.txt -r requirements/python.txt
+  "$VPY" -m pip install --disable-pip-version-check -q -r requirements/ros.txt -r requirements/python.txt 2>&1 \
+    | { grep -v "^WARNING: Location .* is ignored" || true; }
   # The wheels' CMake export files name include dirs of the machine they were built on; point them
   # at this interpreter's (otherwise CMake stops with 'includes non-existent path').
   "$VPY" - <<'PY'

@@ -1,0 +1,112 @@
+"""rosbag2 files of sensor scenarios, written and read with the `rosbags` library (no ROS needed).
+
+Bags are MCAP rosbag2 directories with standard CDR-serialised messages, so `ros2 bag play` on a
+full ROS install replays them too; here `edge_perception.nodes.bag_player` publishes them.
+No rclpy import: usable from scripts, tests and core alike.
+"""
+import math
+import pathlib
+import shutil
+
+import numpy as np
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import get_typestore, Stores
+
+TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+IMAGE = 'sensor_msgs/msg/Image'
+CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
+LASERSCAN = 'sensor_msgs/msg/LaserScan'
+DEFAULT_TOPICS = {'depth': '/depth/image_raw', 'camera_info': '/depth/camera_info',
+                  'scan': '/scan', 'color': '/camera/image_raw',
+                  'color_info': '/camera/camera_info'}
+
+
+def _types():
+    return TYPESTORE.types
+
+
+def _stamp(seconds):
+    sec = int(math.floor(seconds))
+    nanosec = min(int(round((seconds - sec) * 1e9)), 999_999_999)
+    return _types()['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec)
+
+
+def _header(seconds, frame_id):
+    return _types()['std_msgs/msg/Header'](stamp=_stamp(seconds), frame_id=frame_id)
+
+
+def image_message(array, encoding, stamp_s, frame_id):
+    """A rosbags sensor_msgs/Image of a numpy array (little-endian, unpadded rows)."""
+    array = np.ascontiguousarray(array)
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    return _types()[IMAGE](
+        header=_header(stamp_s, frame_id), height=array.shape[0], width=array.shape[1],
+        encoding=encoding, is_bigendian=0,
+        step=array.shape[1] * channels * array.dtype.itemsize,
+        data=np.frombuffer(array.tobytes(), dtype=np.uint8))
+
+
+def camera_info_message(width, height, fx, fy, cx, cy, stamp_s, frame_id):
+    """A rosbags sensor_msgs/CameraInfo of a pinhole camera without distortion."""
+    types = _types()
+    return types[CAMERA_INFO](
+        header=_header(stamp_s, frame_id), height=height, width=width,
+        distortion_model='plumb_bob', d=np.zeros(5),
+        k=np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], dtype=np.float64),
+        r=np.eye(3).reshape(-1),
+        p=np.array([fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], dtype=np.float64),
+        binning_x=0, binning_y=0,
+        roi=types['sensor_msgs/msg/RegionOfInterest'](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+
+
+def laserscan_message(ranges_m, angle_min, angle_increment, stamp_s, frame_id, range_max=30.0):
+    """A rosbags sensor_msgs/LaserScan; NaN ranges become +inf (no return, REP 117)."""
+    ranges = np.asarray(ranges_m, dtype=np.float32).copy()
+    ranges[~np.isfinite(ranges)] = np.inf
+    return _types()[LASERSCAN](
+        header=_header(stamp_s, frame_id), angle_min=float(angle_min),
+        angle_max=float(angle_min + angle_increment * (len(ranges) - 1)),
+        angle_increment=float(angle_increment), time_increment=0.0, scan_time=0.0,
+        range_min=0.05, range_max=float(range_max), ranges=ranges,
+        intensities=np.zeros(0, dtype=np.float32))
+
+
+class BagWriter:
+    """Writes messages into a new MCAP rosbag2 directory (replacing an existing one)."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._connections = {}
+
+    def __enter__(self):
+        self._writer.open()
+        return self
+
+    def __exit__(self, *exc):
+        self._writer.close()
+
+    def write(self, topic, msgtype, msg, stamp_s):
+        """Append one rosbags message, recorded at stamp_s (its header stamp)."""
+        if topic not in self._connections:
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=TYPESTORE)
+        self._writer.write(self._connections[topic], int(round(stamp_s * 1e9)),
+                           TYPESTORE.serialize_cdr(msg, msgtype))
+
+
+def read_bag(path):
+    """Yield (topic, msgtype, record_time_ns, cdr_bytes) of a rosbag2 in recording order."""
+    with Reader(pathlib.Path(path)) as reader:
+        for connection, timestamp, rawdata in reader.messages():
+            yield connection.topic, connection.msgtype, timestamp, bytes(rawdata)
+
+
+def bag_topics(path):
+    """{topic: (msgtype, message count)} of a rosbag2."""
+    with Reader(pathlib.Path(path)) as reader:
+        return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}

@@ -1,0 +1,157 @@
+"""Single-process runner: start a set of nodes from params YAML files on one rclpy executor.
+
+`launch`/`launch_ros` are not installable from PyPI, so this is how the graph runs in development,
+CI and the demo. It reads the same params files the launch files pass (`--ros-args --params-file`,
+keyed by node name with `ros__parameters`), so both start identical graphs.
+
+    edge-perception run --nodes time_to_impact haptic_alert --params-file config/collision.yaml
+"""
+import importlib
+import signal
+import threading
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+# Node type name -> 'module:Class'. The type name is also the node's default ROS name.
+NODE_TYPES = {
+    'time_to_impact': 'edge_perception.nodes.time_to_impact_node:TimeToImpactNode',
+    'haptic_alert': 'edge_perception.nodes.haptic_alert_node:HapticAlertNode',
+    'detector': 'edge_perception.nodes.detector_node:DetectorNode',
+    'tracker': 'edge_perception.nodes.tracker_node:TrackerNode',
+    'material_classifier': 'edge_perception.nodes.material_classifier_node:MaterialClassifierNode',
+    'crack_segmentation': 'edge_perception.nodes.crack_segmentation_node:CrackSegmentationNode',
+}
+
+
+def node_class(type_name):
+    """Import and return the node class registered under type_name."""
+    if type_name not in NODE_TYPES:
+        raise ValueError(f'unknown node type {type_name!r}; known: {sorted(NODE_TYPES)}')
+    module_name, class_name = NODE_TYPES[type_name].split(':')
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def ros_args(params_files=(), use_sim_time=None, extra=()):
+    """The `--ros-args` list for params files, use_sim_time and extra ROS arguments."""
+    args = ['--ros-args']
+    for path in params_files:
+        args += ['--params-file', str(path)]
+    if use_sim_time is not None:
+        args += ['-p', f'use_sim_time:={str(bool(use_sim_time)).lower()}']
+    args += list(extra)
+    return args if len(args) > 1 else []
+
+
+class NodeGraph:
+    """A set of nodes in one process, with its own rclpy context, spun in a background thread.
+
+    Used by `edge-perception run`, by the demo and by the integration tests, so all three start
+    the same real nodes over real DDS.
+    """
+
+    def __init__(self, node_types, params_files=(), use_sim_time=None, namespace='',
+                 extra_ros_args=(), num_threads=None):
+        self.node_types = list(node_types)
+        self.namespace = namespace
+        self.context = Context()
+        rclpy.init(args=['edge_perception'] + ros_args(params_files, use_sim_time,
+                                                        extra_ros_args),
+                   context=self.context)
+        self.executor = MultiThreadedExecutor(
+            num_threads=num_threads or max(2, len(self.node_types) + 1), context=self.context)
+        self.nodes = {}
+        self._thread = None
+        for type_name in self.node_types:
+            self.start_node(type_name)
+
+    def start_node(self, type_name):
+        """Create the node of type_name and add it to the executor."""
+        node = node_class(type_name)(context=self.context, namespace=self.namespace)
+        self.nodes[type_name] = node
+        self.executor.add_node(node)
+        return node
+
+    def stop_node(self, type_name):
+        """Remove and destroy one node (as if its process died)."""
+        node = self.nodes.pop(type_name)
+        self.executor.remove_node(node)
+        node.destroy_node()
+
+    def restart_node(self, type_name):
+        """Stop and start one node again; returns the new node."""
+        self.stop_node(type_name)
+        return self.start_node(type_name)
+
+    def add_node(self, node):
+        """Add an extra node built by the caller with this graph's context (e.g. a test probe)."""
+        self.executor.add_node(node)
+        return node
+
+    def spin_in_background(self):
+        """Spin the executor in a daemon thread; returns self."""
+        self._thread = threading.Thread(target=self._spin, name='node-graph', daemon=True)
+        self._thread.start()
+        return self
+
+    def _spin(self):
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def spin(self):
+        """Spin in the calling thread until shutdown (Ctrl-C)."""
+        self._spin()
+
+    def shutdown(self):
+        """Destroy the nodes and shut the context down."""
+        for type_name in list(self.nodes):
+            self.stop_node(type_name)
+        self.executor.shutdown(timeout_sec=2.0)
+        if self.context.ok():
+            rclpy.shutdown(context=self.context)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+
+def spin_nodes(node_classes, args=None):
+    """Entry point helper for a one-node executable (ros2 run style: ROS args from argv)."""
+    rclpy.init(args=args)
+    executor = MultiThreadedExecutor()
+    nodes = [cls() for cls in node_classes]
+    for node in nodes:
+        executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def run_graph(node_types, params_files=(), use_sim_time=None, namespace='', extra_ros_args=()):
+    """Run a graph in the foreground until SIGINT/SIGTERM."""
+    graph = NodeGraph(node_types, params_files, use_sim_time, namespace, extra_ros_args)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+        graph.executor.shutdown(timeout_sec=0.5)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        graph.spin()
+    finally:
+        graph.shutdown()
