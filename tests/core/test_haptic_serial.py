@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, 'openpty'), reason='needs POSIX 
 
 
 def xor_checksum(payload: bytes) -> int:
-    """Independent of the code under test: NMEA XOR over the payload."""
+    """Compute the NMEA XOR over payload, independently of the code under test."""
     return reduce(operator.xor, payload, 0)
 
 

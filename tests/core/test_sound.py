@@ -17,7 +17,7 @@ RATE = 16000
 
 
 def sounding_segments(samples, rate=RATE, smooth_s=0.002):
-    """(start_s, length_s) of each stretch where the signal is audible (envelope > 10 %)."""
+    """Return (start_s, length_s) of each audible stretch (envelope above 10 % of peak)."""
     envelope = np.convolve(np.abs(samples.astype(float)),
                            np.ones(int(smooth_s * rate)) / int(smooth_s * rate), mode='same')
     on = envelope > 0.1 * envelope.max()
@@ -27,7 +27,7 @@ def sounding_segments(samples, rate=RATE, smooth_s=0.002):
 
 
 def dominant_hz(samples, rate=RATE):
-    """Frequency of the FFT magnitude peak, Hz."""
+    """Return the frequency of the FFT magnitude peak, Hz."""
     window = np.hanning(samples.size)
     spectrum = np.abs(np.fft.rfft(samples.astype(float) * window))
     return np.fft.rfftfreq(samples.size, 1.0 / rate)[np.argmax(spectrum)]

@@ -1,7 +1,7 @@
 """Serial line protocol to a haptic device, and a link that keeps it alive (pyserial).
 
 Wire format (full description with an example session: docs/haptic_protocol.md). ASCII lines,
-NMEA-like: `$<payload>*<CS>\\n`, CS = XOR of the payload bytes (between `$` and `*`) as two
+NMEA-like: `$<payload>*<CS>` + LF, CS = XOR of the payload bytes (between `$` and `*`) as two
 hex digits.
 
 host -> device
@@ -82,7 +82,7 @@ def checksum(payload: bytes) -> int:
 
 
 def frame(payload: str) -> bytes:
-    """Wrap a payload as one line: `$payload*CS\\n`."""
+    """Wrap a payload as one line: `$payload*CS` + LF."""
     if any(c in payload for c in '$*\r\n') or not payload.isascii():
         raise ProtocolError(f'payload {payload!r} must be ASCII without $, *, CR or LF')
     data = payload.encode('ascii')
@@ -302,7 +302,7 @@ class HapticSerialLink:
 
     # -- port handling -------------------------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: A003 (the API name; a method, not the builtin)
         """Open the port; raises HapticLinkError with the reason if it cannot be opened.
 
         Even after a failed open, poll() keeps retrying every reopen_interval_s until close().
@@ -537,7 +537,11 @@ class HapticSerialLink:
 
     @property
     def stats(self) -> dict:
-        """Counters and round-trip times (ms, over the last 512 replies) for diagnostics."""
+        """Counters and round-trip times (ms, over the last 512 replies) for diagnostics.
+
+        Counters count lines: a command whose first line went unanswered and whose re-send was
+        acknowledged adds 1 to both 'unacked' and 'acked'.
+        """
         with self._lock:
             stats = dict(self._counts)
             stats['pending'] = len(self._pending)

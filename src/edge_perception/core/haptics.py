@@ -106,7 +106,7 @@ class HapticConfig:
     motor_bearings_rad: Tuple[float, ...] = ()  # bearing each motor points to (0 ahead, + left)
     direction_spread_rad: float = 0.8         # motors within this of the bearing vibrate
     command_duration_s: float = 1.0           # device keeps a pattern this long without refresh
-    min_interval_s: float = 0.05              # rate limit for repeats/changes at same/lower urgency
+    min_interval_s: float = 0.05              # rate limit: changes at same/lower urgency
     refresh_interval_s: float = 0.3           # keep-alive re-send of an unchanged command
     # A bearing change smaller than this (same motors) is not a new command: it spares the link
     # a re-send per sensor cycle for jitter.
@@ -279,7 +279,7 @@ class HapticRateLimiter:
         return self._last_sent_s
 
     def reset(self) -> None:
-        """Forget the last sent command, so the next one goes out at once (e.g. after reconnect)."""
+        """Forget the last sent command: the next one goes out at once (e.g. after reconnect)."""
         self._last = None
         self._last_sent_s = -math.inf
 

@@ -65,7 +65,8 @@ class SoundConfig:
                  ('critical_tone_hz', self.critical_tone_hz)]
         if len(self.sensor_lost_tones_hz) != 2:
             raise SoundError('sensor_lost_tones_hz needs exactly two tones (long, short)')
-        tones += [(f'sensor_lost_tones_hz[{i}]', t) for i, t in enumerate(self.sensor_lost_tones_hz)]
+        tones += [(f'sensor_lost_tones_hz[{i}]', tone)
+                  for i, tone in enumerate(self.sensor_lost_tones_hz)]
         for name, tone in tones:
             _require(name, tone, 20.0, nyquist * 0.9)
         _require('volume', self.volume, 0.0, 1.0)
