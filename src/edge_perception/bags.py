@@ -110,3 +110,44 @@ def bag_topics(path):
     """{topic: (msgtype, message count)} of a rosbag2."""
     with Reader(pathlib.Path(path)) as reader:
         return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
+
+
+def write_scenario_bag(scenario, path, encoding='16UC1', frame_id='camera_depth_optical_frame',
+                       scan_frame_id='laser', with_scan=True, topics=None):
+    """Write a depth scenario (edge_perception.core.scenarios.Scenario) as a rosbag2.
+
+    Per frame: the depth image (16UC1 millimetres or 32FC1 metres), its camera info, and, with
+    with_scan, a LaserScan of the same scene along the image's middle row (uniform angles over the
+    camera's horizontal field of view; range = z / cos(angle)). Returns the bag path.
+    """
+    topics = dict(DEFAULT_TOPICS, **(topics or {}))
+    camera = scenario.camera
+    half_fov = math.atan2(camera.cx, camera.fx) * 0.98
+    angles = np.linspace(-half_fov, half_fov, 181)
+    columns = np.clip(np.round(camera.cx - camera.fx * np.tan(angles)).astype(int), 0,
+                      camera.width - 1)
+    row = int(round(camera.cy))
+    with BagWriter(path) as bag:
+        for frame in scenario.frames:
+            depth = frame.depth_m
+            if encoding == '16UC1':
+                mm = np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0) * 1000.0
+                data = np.clip(np.round(mm), 0, 65535).astype(np.uint16)
+            elif encoding == '32FC1':
+                data = depth.astype(np.float32)
+            else:
+                raise ValueError(f'depth encoding must be 16UC1 or 32FC1, not {encoding!r}')
+            bag.write(topics['depth'], IMAGE,
+                      image_message(data, encoding, frame.stamp_s, frame_id), frame.stamp_s)
+            bag.write(topics['camera_info'], CAMERA_INFO,
+                      camera_info_message(camera.width, camera.height, camera.fx, camera.fy,
+                                          camera.cx, camera.cy, frame.stamp_s, frame_id),
+                      frame.stamp_s)
+            if with_scan:
+                z = depth[row, columns].astype(np.float64)
+                z[~(np.isfinite(z) & (z > 0))] = np.nan
+                bag.write(topics['scan'], LASERSCAN,
+                          laserscan_message(z / np.cos(angles), angles[0],
+                                            angles[1] - angles[0], frame.stamp_s,
+                                            scan_frame_id), frame.stamp_s)
+    return pathlib.Path(path)

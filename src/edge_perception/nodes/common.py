@@ -199,6 +199,11 @@ class LatencyStats:
                 'latency_ms.max': f'{values[-1]:.2f}'}
 
 
+def level_int(level):
+    """DiagnosticStatus level constants are bytes in rclpy; compare them as ints."""
+    return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
+
+
 class Diagnostics:
     """Publishes one DiagnosticStatus for a node on /diagnostics once a second.
 
@@ -217,20 +222,21 @@ class Diagnostics:
 
     def build_status(self) -> DiagnosticStatus:
         """The node's current DiagnosticStatus."""
-        level = DiagnosticStatus.OK
+        level = 0
         messages, values = [], {}
         for check in [m.status for m in self.inputs] + self.extra:
             result = check()
             if result is None:
                 continue
             lvl, message, kv = result
+            lvl = level_int(lvl)
             values.update(kv)
-            if lvl > DiagnosticStatus.OK:
+            if lvl > 0 and message:
                 messages.append(message)
             level = max(level, lvl)
         values.update(self.latency.summary())
         status = DiagnosticStatus()
-        status.level = bytes([level]) if isinstance(status.level, bytes) else level
+        status.level = bytes([level])
         status.name = f'{self._node.get_namespace().rstrip("/")}/{self._node.get_name()}'
         status.hardware_id = self._node.get_name()
         status.message = '; '.join(messages) if messages else 'ok'

@@ -7,12 +7,15 @@ keyed by node name with `ros__parameters`), so both start identical graphs.
     edge-perception run --nodes time_to_impact haptic_alert --params-file config/collision.yaml
 """
 import importlib
+import logging
 import signal
 import threading
 
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+_LOG = logging.getLogger('edge_perception.runner')
 
 # Node type name -> 'module:Class'. The type name is also the node's default ROS name.
 NODE_TYPES = {
@@ -62,6 +65,8 @@ class NodeGraph:
         self.executor = MultiThreadedExecutor(
             num_threads=num_threads or max(2, len(self.node_types) + 1), context=self.context)
         self.nodes = {}
+        self.extra_nodes = []
+        self.failures = 0          # callbacks that raised (logged, graph kept running)
         self._thread = None
         for type_name in self.node_types:
             self.start_node(type_name)
@@ -87,7 +92,14 @@ class NodeGraph:
     def add_node(self, node):
         """Add an extra node built by the caller with this graph's context (e.g. a test probe)."""
         self.executor.add_node(node)
+        self.extra_nodes.append(node)
         return node
+
+    def remove_node(self, node):
+        """Remove and destroy an extra node added with add_node."""
+        self.executor.remove_node(node)
+        self.extra_nodes.remove(node)
+        node.destroy_node()
 
     def spin_in_background(self):
         """Spin the executor in a daemon thread; returns self."""
@@ -96,10 +108,18 @@ class NodeGraph:
         return self
 
     def _spin(self):
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
+        # One failing callback must not stop every other node of a safety graph: log it and
+        # keep spinning (the node's diagnostics report its own errors).
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.1)
+            except (ExternalShutdownException, KeyboardInterrupt):
+                break
+            except Exception:  # noqa: BLE001
+                if not self.context.ok():
+                    break
+                self.failures += 1
+                _LOG.exception('callback raised; graph keeps running')
 
     def spin(self):
         """Spin in the calling thread until shutdown (Ctrl-C)."""
@@ -107,13 +127,14 @@ class NodeGraph:
 
     def shutdown(self):
         """Destroy the nodes and shut the context down."""
-        for type_name in list(self.nodes):
-            self.stop_node(type_name)
-        self.executor.shutdown(timeout_sec=2.0)
         if self.context.ok():
-            rclpy.shutdown(context=self.context)
+            rclpy.shutdown(context=self.context)      # stops the spin loop
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+        self.executor.shutdown(timeout_sec=2.0)
+        # The context's shutdown destroyed the nodes already.
+        self.nodes.clear()
+        self.extra_nodes.clear()
 
     def __enter__(self):
         return self
@@ -147,7 +168,8 @@ def run_graph(node_types, params_files=(), use_sim_time=None, namespace='', extr
 
     def on_signal(signum, frame):
         stop.set()
-        graph.executor.shutdown(timeout_sec=0.5)
+        if graph.context.ok():
+            rclpy.shutdown(context=graph.context)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)

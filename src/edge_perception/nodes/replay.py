@@ -1,0 +1,115 @@
+"""Replay scenario bags through a running NodeGraph and collect what the graph publishes.
+
+Shared by the integration tests, the demo and the latency benchmark, so all of them measure the
+real nodes over real DDS the same way.
+"""
+import threading
+import time
+
+from edge_perception.bags import bag_topics
+from edge_perception.conversions import stamp_to_seconds
+from edge_perception.core.collision_metrics import (AlertRecord, collision_figures,
+                                                    CommandRecord)
+from edge_perception.nodes.bag_player import BagPlayer
+from edge_perception.nodes.common import ALERT_QOS
+from edge_perception_msgs.msg import CollisionAlert, HapticCommand
+from rclpy.node import Node
+
+
+class Probe(Node):
+    """Records every message of the given topics with its wall-clock receive time."""
+
+    def __init__(self, context, topics, name='probe', namespace=''):
+        super().__init__(name, context=context, namespace=namespace)
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
+        self.records = {topic: [] for topic in topics}
+        self._probe_subscriptions = []
+        for topic, (msg_type, qos) in topics.items():
+            self._probe_subscriptions.append(self.create_subscription(
+                msg_type, topic, lambda msg, t=topic: self._on_message(t, msg), qos))
+
+    def _on_message(self, topic, msg):
+        with self._condition:
+            self.records[topic].append((msg, time.time()))
+            self._condition.notify_all()
+
+    def clear(self):
+        """Forget everything received so far."""
+        with self._lock:
+            for values in self.records.values():
+                values.clear()
+
+    def wait_for(self, predicate, timeout_s):
+        """Wait until predicate(records) is true; return whether it became true in time."""
+        deadline = time.monotonic() + timeout_s
+        with self._condition:
+            while not predicate(self.records):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+    def snapshot(self, topic):
+        """A copy of the (msg, receive time) list of one topic."""
+        with self._lock:
+            return list(self.records[topic])
+
+
+def collision_probe(graph, alert_topic='collision_alert', command_topic='haptic_command'):
+    """A Probe on the collision chain's outputs, added to graph's executor."""
+    return graph.add_node(Probe(graph.context, {
+        alert_topic: (CollisionAlert, ALERT_QOS), command_topic: (HapticCommand, ALERT_QOS)},
+        namespace=graph.namespace))
+
+
+def wait_until(predicate, timeout_s, poll_s=0.01):
+    """Poll predicate() until it is true or timeout_s passes; return its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(poll_s)
+
+
+def play_bag(graph, bag_path, input_topics, mode='restamp', rate=1.0, player_name='bag_player'):
+    """Play a bag into the graph once its input subscriptions are matched; returns the player.
+
+    In a namespaced graph the bag's absolute topics are moved into the namespace
+    ('/scan' -> '/ns/scan'), as `ros2 bag play --remap` would.
+    """
+    namespace = '/' + graph.namespace.strip('/') if graph.namespace.strip('/') else ''
+    topic_map = {t: namespace + t for t in bag_topics(bag_path)} if namespace else {}
+    node = graph.add_node(Node(player_name, context=graph.context, namespace=graph.namespace))
+    player = BagPlayer(node, bag_path, rate=rate, mode=mode, topic_map=topic_map)
+    wanted = [topic_map.get(t, t) for t in input_topics]
+    missing = player.wait_for_subscribers(
+        [t for t in wanted if t in player._publishers], timeout_s=15.0)
+    if missing:
+        raise RuntimeError(f'no subscriber matched {sorted(missing)} within 15 s')
+    player.play()
+    return player
+
+
+def replay_collision_scenario(graph, probe, scenario, bag_path, input_topics,
+                              alert_topic='collision_alert', command_topic='haptic_command',
+                              settle_s=3.0):
+    """Play a scenario's bag, wait for the last frame's alert, and return its CollisionFigures."""
+    if not wait_until(lambda: probe.count_publishers(alert_topic) > 0, 15.0):
+        raise RuntimeError(f'no publisher on {alert_topic}')
+    probe.clear()
+    player = play_bag(graph, bag_path, input_topics)
+    last_stamp = scenario.frames[-1].stamp_s + player.offset_s
+    probe.wait_for(lambda records: any(
+        stamp_to_seconds(m.header.stamp) >= last_stamp - 1e-6 and m.level != 4
+        for m, _ in records[alert_topic]), settle_s)
+    alerts = [AlertRecord(stamp_to_seconds(m.header.stamp) - player.offset_s, m.level,
+                          m.time_to_impact_s, rx, stamp_to_seconds(m.header.stamp))
+              for m, rx in probe.snapshot(alert_topic)]
+    commands = [CommandRecord(stamp_to_seconds(m.header.stamp) - player.offset_s, m.level,
+                              m.pattern, rx, stamp_to_seconds(m.header.stamp))
+                for m, rx in probe.snapshot(command_topic)]
+    graph.remove_node(player.node)
+    return collision_figures(scenario.name, scenario.frames, alerts, commands), alerts, commands
