@@ -101,7 +101,7 @@ class SceneTTIConfig:
     noise_floor_m: float = 0.005
     detect_sigmas: float = 3.0        # a sample is moving when its change exceeds this many sigma
     step_tolerance: float = 0.2       # allowed mid-frame deviation from linear, fraction of change
-    mid_fraction_min: float = 0.3     # the mid frame must lie within [min, 1 - min] of the baseline
+    mid_fraction_min: float = 0.3     # mid frame within [min, 1 - min] of the baseline
     min_support_fraction: float = 0.005   # of valid ROI samples, for an approaching group
     min_support_samples: int = 5      # and at least this many samples
     cluster_bin_fraction: float = 0.05    # depth histogram bin width, fraction of depth
@@ -110,6 +110,7 @@ class SceneTTIConfig:
     max_groups: int = 3               # depth groups tried, nearest first, per direction
     require_step_check: bool = True   # without a mid frame: invalid (True) or unchecked (False)
     min_motion_snr: float = 3.0       # lengthen the baseline until motion >= this x noise (0: off)
+    max_speed_mps: float = 20.0       # faster depth changes are surface changes, not motion
 
     def __post_init__(self):
         """Reject inconsistent values with a message naming the field."""
@@ -148,6 +149,21 @@ class SceneTTIConfig:
         need(self.band_sigmas > 0.0, 'band_sigmas must be > 0')
         need(self.dominance_ratio >= 1.0, 'dominance_ratio must be >= 1')
         need(self.max_groups >= 1, 'max_groups must be >= 1')
+        need(self.max_speed_mps > 0, f'max_speed_mps must be > 0, got {self.max_speed_mps}')
+
+
+def lidar_scene_config(**overrides) -> SceneTTIConfig:
+    """Return a SceneTTIConfig for LiDAR range images from the helpers below.
+
+    Range noise is constant (noise_k = 0, noise_floor_m = 0.03); the helpers already cut the
+    forward sector, so the ROI is the whole image; scans have few samples, so the support
+    minimum is small. Keyword arguments override any field.
+    """
+    values = {'roi_col_min': 0.0, 'roi_col_max': 1.0, 'roi_row_min': 0.0, 'roi_row_max': 1.0,
+              'noise_k': 0.0, 'noise_floor_m': 0.03, 'min_support_fraction': 0.02,
+              'min_support_samples': 3}
+    values.update(overrides)
+    return SceneTTIConfig(**values)
 
 
 @dataclass
@@ -168,7 +184,7 @@ def _median(values):
 
 
 def _thin(values, limit):
-    """A regular subsample of at most about `limit` elements and the step used."""
+    """Return a regular subsample of at most about `limit` elements, and the step used."""
     step = max(1, int(math.ceil(values.size / limit)))
     return (values[::step] if step > 1 else values), step
 
@@ -279,9 +295,11 @@ class DepthTTIEstimator:
     # -- reference selection ---------------------------------------------------------------
 
     def _pick_frames(self, now_s, min_age_s):
-        """Return (reference, mid or None): the newest reference at least min_age_s old (and at
-        most max_baseline_s), preferring one with a frame about halfway to now for the step
-        check."""
+        """Return (reference, mid or None) for a frame stamped now_s.
+
+        The reference is the newest frame at least min_age_s old (and at most max_baseline_s),
+        preferring one with a frame about halfway to now for the step check.
+        """
         cfg = self.config
         stamps = self._stamps
         fallback = None
@@ -383,7 +401,7 @@ class DepthTTIEstimator:
         return longer if longer.support > 0 else estimate
 
     def _measure(self, now, valid_fraction, stamp, ref, mid):
-        """The estimate of `now` against one reference (and mid) frame."""
+        """Estimate `now` against one reference (and mid) frame."""
         cfg = self.config
         size = now.size
         dt = stamp - ref.stamp_s
@@ -403,12 +421,14 @@ class DepthTTIEstimator:
         np.maximum(threshold, np.float32(cfg.min_motion_m), out=threshold)
         moving = abs_change > threshold         # NaN compares False
         linear = self._linear(ref, mid, change, abs_change, sigma, dt)
+        # Faster than anything the sensor is meant for: a change of surface, not a motion.
+        linear &= abs_change <= np.float32(cfg.max_speed_mps * dt)
         n_moving = int(np.count_nonzero(moving))
         moving_linear = moving & linear
         n_steps = n_moving - int(np.count_nonzero(moving_linear))
         min_support = max(int(cfg.min_support_samples),
                           int(math.ceil(cfg.min_support_fraction * n_pair)))
-        common = dict(baseline_s=dt, step_check=mid is not None)
+        common = {'baseline_s': dt, 'step_check': mid is not None}
         step_note = '' if mid is not None else ' (no mid frame: step check off)'
         approaching = change < 0
         for sign in (-1.0, 1.0):
@@ -767,7 +787,7 @@ class AlertLevelConfig:
     warning_speed_mps: float = -2.2   # the paper's alert
     warning_tti_s: float = 3.0
     critical_tti_s: float = 1.0       # an alert with TTI under this
-    exit_tti_ratio: float = 1.25      # leave a level only when TTI > enter * ratio (or speed clears)
+    exit_tti_ratio: float = 1.25      # leave a level when TTI > enter * ratio (or speed clears)
     min_on_time_s: float = 0.5        # a raised level is held at least this long (stamp time)
     sensor_timeout_s: float = 0.5     # no valid estimate for longer -> SENSOR_LOST
 
@@ -819,7 +839,7 @@ class AlertLevelFilter:
         return bool(speed < speed_limit and tti < tti_limit * ratio)   # NaN -> False
 
     def raw_level(self, speed_mps, tti_s):
-        """The level of one estimate without memory."""
+        """Return the level of one estimate, without memory."""
         for level in (AlertLevel.CRITICAL, AlertLevel.WARNING, AlertLevel.CAUTION):
             if self._holds(level, speed_mps, tti_s, 1.0):
                 return level

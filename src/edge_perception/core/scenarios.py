@@ -127,10 +127,11 @@ def _frame(stamp, boxes, camera, background_m, rng, noise_k, hole_fraction, dist
 
 def approach(speed_mps=3.0, start_m=8.0, stop_m=1.0, box_width_m=1.0, box_height_m=1.0,
              background_m=10.0, rate_hz=30.0, noise_k=0.0025, hole_fraction=0.05, seed=0,
-             camera=PinholeCamera(), stamps=None, name='approach'):
-    """A box flies head-on towards the camera at speed_mps from start_m to stop_m.
+             camera=PinholeCamera(), stamps=None, center_x_m=0.0, name='approach'):
+    """Move a box along the optical axis towards the camera at speed_mps, start_m to stop_m.
 
-    `stamps` (seconds from the start) overrides the regular rate (irregular or dropped frames).
+    `stamps` (seconds from the start) overrides the regular rate (irregular or dropped frames);
+    `center_x_m` shifts the box sideways (x right), so its bearing is atan2(-x, z).
     """
     if speed_mps <= 0 or not start_m > stop_m > 0:
         raise ValueError('approach needs speed_mps > 0 and start_m > stop_m > 0')
@@ -140,7 +141,7 @@ def approach(speed_mps=3.0, start_m=8.0, stop_m=1.0, box_width_m=1.0, box_height
     frames = []
     for stamp in stamps:
         z = start_m - speed_mps * stamp
-        box = Box(0.0, 0.0, z, box_width_m, box_height_m)
+        box = Box(center_x_m, 0.0, z, box_width_m, box_height_m)
         frames.append(_frame(stamp, [box], camera, background_m, rng, noise_k, hole_fraction,
                              z, -speed_mps))
     return Scenario(name, frames, camera,
@@ -151,7 +152,7 @@ def approach(speed_mps=3.0, start_m=8.0, stop_m=1.0, box_width_m=1.0, box_height
 def recede(speed_mps=3.0, start_m=1.5, stop_m=8.0, box_width_m=1.0, box_height_m=1.0,
            background_m=10.0, rate_hz=30.0, noise_k=0.0025, hole_fraction=0.05, seed=1,
            camera=PinholeCamera()):
-    """A box moves straight away from the camera: a real motion, but no alert."""
+    """Move a box straight away from the camera: a real motion, but no alert."""
     if speed_mps <= 0 or not 0 < start_m < stop_m:
         raise ValueError('recede needs speed_mps > 0 and 0 < start_m < stop_m')
     rng = np.random.default_rng(seed)
@@ -168,7 +169,7 @@ def recede(speed_mps=3.0, start_m=1.5, stop_m=8.0, box_width_m=1.0, box_height_m
 def cross(lateral_speed_mps=2.0, depth_m=3.0, start_x_m=-3.0, stop_x_m=3.0, box_width_m=0.8,
           box_height_m=1.0, background_m=8.0, rate_hz=30.0, noise_k=0.0025, hole_fraction=0.05,
           seed=2, camera=PinholeCamera()):
-    """A box crosses the view sideways at constant depth: depth jumps at its edges, no approach."""
+    """Move a box sideways across the view at constant depth: steps at its edges, no approach."""
     if lateral_speed_mps <= 0 or stop_x_m <= start_x_m:
         raise ValueError('cross needs lateral_speed_mps > 0 and stop_x_m > start_x_m')
     rng = np.random.default_rng(seed)
@@ -185,7 +186,7 @@ def cross(lateral_speed_mps=2.0, depth_m=3.0, start_x_m=-3.0, stop_x_m=3.0, box_
 def enter(lateral_speed_mps=1.5, depth_m=2.5, stop_x_m=0.0, duration_s=3.0, box_width_m=1.0,
           box_height_m=1.2, background_m=8.0, rate_hz=30.0, noise_k=0.0025, hole_fraction=0.05,
           seed=3, camera=PinholeCamera()):
-    """A box enters from the left edge at constant depth, stops at stop_x_m and stays."""
+    """Bring a box in from the left edge at constant depth; it stops at stop_x_m and stays."""
     rng = np.random.default_rng(seed)
     # Start just outside the left edge of the image.
     start_x = -(camera.cx + 1.0) * depth_m / camera.fx - 0.5 * box_width_m
@@ -203,7 +204,7 @@ def enter(lateral_speed_mps=1.5, depth_m=2.5, stop_x_m=0.0, duration_s=3.0, box_
 
 def walk_to_wall(speed_mps=1.4, start_m=6.0, stop_m=1.0, rate_hz=30.0, noise_k=0.0025,
                  hole_fraction=0.05, seed=4, camera=PinholeCamera()):
-    """The sensor walks towards a static wall: a true approach below the alert speed."""
+    """Walk the sensor towards a static wall: a true approach below the alert speed."""
     if speed_mps <= 0 or not start_m > stop_m > 0:
         raise ValueError('walk_to_wall needs speed_mps > 0 and start_m > stop_m > 0')
     rng = np.random.default_rng(seed)
@@ -217,7 +218,7 @@ def walk_to_wall(speed_mps=1.4, start_m=6.0, stop_m=1.0, rate_hz=30.0, noise_k=0
 
 def approach_irregular(speed_mps=3.0, start_m=8.0, stop_m=1.0, rate_hz=30.0, jitter=0.3,
                        drop_fraction=0.2, gap_s=(0.8, 1.0), seed=5, **kwargs):
-    """The approach scene with jittered stamps, randomly dropped frames and one gap.
+    """Build the approach scene with jittered stamps, randomly dropped frames and one gap.
 
     jitter: stamp noise as a fraction of the period (uniform +-); drop_fraction: frames lost at
     random; gap_s: (start, end) of an interval with no frames at all, or None.
@@ -240,9 +241,32 @@ def approach_irregular(speed_mps=3.0, start_m=8.0, stop_m=1.0, rate_hz=30.0, jit
     return scenario
 
 
+def approach_and_cross(speed_mps=3.0, start_m=8.0, stop_m=1.5, crosser_depth_m=2.0,
+                       crosser_speed_mps=2.0, background_m=10.0, rate_hz=30.0, noise_k=0.0025,
+                       hole_fraction=0.05, seed=7, camera=PinholeCamera()):
+    """Approach a box head-on while a nearer box crosses the view sideways in front of it.
+
+    The crosser is nearer but not approaching, so the truth is the approaching box (whenever
+    the crosser does not hide it completely).
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    duration = (start_m - stop_m) / speed_mps
+    for stamp in _stamps(duration, rate_hz):
+        z = start_m - speed_mps * stamp
+        crosser_x = -2.0 + crosser_speed_mps * stamp
+        boxes = [Box(0.0, 0.0, z, 1.0, 1.0),
+                 Box(crosser_x, 0.0, crosser_depth_m, 0.4, 1.0)]
+        frames.append(_frame(stamp, boxes, camera, background_m, rng, noise_k, hole_fraction,
+                             z, -speed_mps))
+    return Scenario('approach_and_cross', frames, camera,
+                    f'box approaching at {speed_mps} m/s while a box crosses at '
+                    f'{crosser_depth_m} m')
+
+
 def static(duration_s=2.0, depth_m=3.0, background_m=8.0, rate_hz=30.0, noise_k=0.0025,
            hole_fraction=0.05, seed=6, camera=PinholeCamera()):
-    """Nothing moves: a box in front of a wall, only sensor noise changes."""
+    """Keep a box in front of a wall still: only the sensor noise changes."""
     rng = np.random.default_rng(seed)
     box = Box(0.3, 0.0, depth_m, 1.0, 1.0)
     frames = [_frame(stamp, [box], camera, background_m, rng, noise_k, hole_fraction,
@@ -258,6 +282,7 @@ _GENERATORS: Dict[str, Callable[..., Scenario]] = {
     'enter': enter,
     'walk_to_wall': walk_to_wall,
     'approach_irregular': approach_irregular,
+    'approach_and_cross': approach_and_cross,
     'static': static,
 }
 SCENARIO_NAMES = tuple(_GENERATORS)
@@ -275,6 +300,6 @@ def scenario_by_name(name: str, **kwargs) -> Scenario:
 
 def frames_within(scenario: Scenario, start_s: float = 0.0,
                   stop_s: Optional[float] = None) -> List[ScenarioFrame]:
-    """Frames of a scenario with start_s <= stamp <= stop_s."""
+    """Return the frames of a scenario with start_s <= stamp <= stop_s."""
     return [f for f in scenario.frames
             if f.stamp_s >= start_s and (stop_s is None or f.stamp_s <= stop_s)]
