@@ -277,9 +277,6 @@ class DepthTTIEstimator:
                 raise CollisionInputError(
                     f'stamp went backwards ({stamp:.6f} s < {last:.6f} s): history cleared, '
                     f'the next frame starts afresh')
-            if stamp == last:
-                raise CollisionInputError(
-                    f'duplicate stamp {stamp:.6f} s: the frame was ignored')
         return stamp
 
     def _prepare(self, depth_m):
@@ -335,11 +332,14 @@ class DepthTTIEstimator:
         Returns the estimate for this frame. `confidence` is the fraction of valid ROI samples
         times the fraction of moving samples that move consistently (for an approach: the
         group's support over support + samples rejected as depth steps; otherwise one minus the
-        moving fraction). Raises CollisionInputError (a ValueError) on a non-2-D or non-float
-        array, a shape change without reset(), or a stamp that does not increase (going
-        backwards also clears the history).
+        moving fraction). A repeated stamp gives an invalid estimate and leaves the history as
+        it was. Raises CollisionInputError (a ValueError) on a non-2-D or non-float array, a
+        shape change without reset(), or a stamp going backwards (which also clears the
+        history, so the next frame starts afresh).
         """
         stamp = self._check_input(depth_m, stamp_s)
+        if self._stamps and stamp == self._stamps[-1]:
+            return self._invalid(f'duplicate stamp {stamp:.6f} s: frame ignored')
         if self._shape is None:
             self._setup_shape(depth_m.shape)
         roi, n_valid = self._prepare(depth_m)
@@ -681,23 +681,26 @@ class ObjectTTITracker:
         self._tracks = {}
         self._last_stamp = None
 
-    def update(self, observations: Sequence[TrackObservation], stamp_s: float) -> List[ObjectTTI]:
+    def update(self, observations: Sequence[TrackObservation],
+               stamp_s: float) -> List[ObjectTTI]:
         """Add this cycle's observations; return every live track's estimate, most urgent first.
 
-        Range and range rate come from a least-squares line over the last window_s of stamps,
-        the velocity likewise (for the CPA). Alerting tracks come first, then by TTI, then by
-        distance; invalid fits last. Raises CollisionInputError on a stamp going backwards
-        (tracks are cleared), a non-finite position or a track id given twice.
+        Range and range rate come from a least-squares line over the window_s of stamps that
+        ends at the track's latest observation, evaluated at stamp_s; the velocity likewise
+        (for the CPA). Tracks unseen for longer than track_timeout_s are forgotten. Alerting
+        tracks come first, then by TTI, then by distance; invalid fits last. Raises
+        CollisionInputError on a stamp going backwards (tracks are cleared), a non-finite
+        position or a track id given twice.
         """
         cfg = self.config
         stamp = float(stamp_s)
         if not math.isfinite(stamp):
             raise CollisionInputError(f'stamp must be finite, got {stamp_s}')
         if self._last_stamp is not None and stamp < self._last_stamp:
+            last = self._last_stamp
             self.reset()
             raise CollisionInputError(
-                f'stamp went backwards ({stamp:.6f} s < {self._last_stamp:.6f} s): tracks '
-                f'cleared')
+                f'stamp went backwards ({stamp:.6f} s < {last:.6f} s): tracks cleared')
         seen = set()
         parsed = []
         for obs in observations:
@@ -722,11 +725,10 @@ class ObjectTTITracker:
             if stamp - history[-1][0] > cfg.track_timeout_s:
                 del self._tracks[track_id]
                 continue
-            while history and stamp - history[0][0] > cfg.window_s + 1e-9:
+            # The window ends at the track's latest observation, so a missed detection does
+            # not empty it; the fit is then extrapolated to this stamp.
+            while history[-1][0] - history[0][0] > cfg.window_s + 1e-9:
                 history.popleft()
-            if not history:
-                del self._tracks[track_id]
-                continue
             results.append(self._estimate(track_id, history, stamp))
         results.sort(key=lambda r: (not r.valid, not r.alert,
                                     r.tti_s if not math.isnan(r.tti_s) else math.inf,

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 import math
 from typing import Callable, Dict, List, Optional, Sequence
 
-import numpy as np
-
 from edge_perception.core.collision import should_alert, time_to_impact
+import numpy as np
 
 
 @dataclass(frozen=True)
