@@ -243,6 +243,7 @@ class CrackSegmenter:
                                      not 1 <= k <= len(wanted)):
             raise MoEInputError(f'k must be an integer in [1, {len(wanted)}], got {k}')
         self.k = int(k)
+        self.manifest_experts = names
         self.expert_names = wanted
         by_name = dict(zip(names, entries))
         self._experts = [_parse_model(by_name[n], n, base, intra_op_num_threads,
