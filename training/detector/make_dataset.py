@@ -89,9 +89,9 @@ def _random_colour(rng, dark=False):
     return rng.uniform(0, 255, 3)
 
 
-def make_background(rng, h, w):
+def make_background(rng, h, w, kind=None):
     """A procedural belt/floor background, float32 BGR in [0, 255]."""
-    kind = rng.choice(['belt', 'belt', 'noise', 'gradient', 'flat', 'stripes'])
+    kind = kind or rng.choice(['belt', 'belt', 'noise', 'gradient', 'flat', 'stripes'])
     if kind == 'belt':
         # Rubber belt: dark, fine grain, streaks along the running direction, seams across it.
         base = _random_colour(rng, dark=rng.random() < 0.8)
@@ -168,9 +168,14 @@ def _transform_cutout(rng, rgba, target_side):
     return np.clip(bgr, 0, 255), alpha
 
 
-def compose(rng, cutouts, h, w, min_objects=1, max_objects=6, min_visible=0.5):
-    """Compose one image; return (bgr uint8, list of (box_xyxy, cutout_path))."""
-    canvas = make_background(rng, h, w)
+def compose(rng, cutouts, h, w, min_objects=1, max_objects=6, min_visible=0.5,
+            background=None, return_owner=False):
+    """Compose one image; return (bgr uint8, list of (box_xyxy, cutout_path)).
+
+    With return_owner, also the HxW map of which object (index into the list) owns each pixel
+    (-1 = background).
+    """
+    canvas = make_background(rng, h, w, background)
     owner = np.full((h, w), -1, np.int32)
     areas = []
     sources = []
@@ -230,13 +235,18 @@ def compose(rng, cutouts, h, w, min_objects=1, max_objects=6, min_visible=0.5):
         canvas = cv2.filter2D(canvas, -1, kernel)
     canvas += rng.normal(0, rng.uniform(0, 5), canvas.shape).astype(np.float32)
     objects = []
+    final_owner = np.full((h, w), -1, np.int32)
     for i, path in enumerate(sources):
         ys, xs = np.nonzero(owner == i)
         if len(ys) == 0:
             continue
+        final_owner[ys, xs] = len(objects)
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         objects.append((box, path))
-    return np.clip(canvas, 0, 255).astype(np.uint8), objects
+    image = np.clip(canvas, 0, 255).astype(np.uint8)
+    if return_owner:
+        return image, objects, final_owner
+    return image, objects
 
 
 def write_split(rng, cutouts, out_dir, split, count, h, w):

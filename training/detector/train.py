@@ -2,7 +2,7 @@
 
 Usage (about 45 min on 1 CPU thread with the defaults; see MODEL_CARD.md for the run we ship):
     OMP_NUM_THREADS=1 python training/detector/train.py --data out/detector_data/data.yaml \
-        --project out/detector_runs --name waste --epochs 12 \
+        --project out/detector_runs --name waste --hours 0.68 \
         --ship src/edge_perception/models/detector
 
 Steps: Ultralytics training of training/detector/yolov8_waste.yaml (no pre-trained weights: the
@@ -42,6 +42,9 @@ def main(argv=None):
     parser.add_argument('--epochs', type=int, default=12)
     parser.add_argument('--imgsz', type=int, default=320)
     parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--hours', type=float, default=None,
+                        help='wall-clock training budget; Ultralytics re-sizes the epoch count '
+                             'after the first epoch to fit it (overrides --epochs)')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--fraction', type=float, default=1.0,
                         help='fraction of the train split to use (for timing runs)')
@@ -60,7 +63,8 @@ def main(argv=None):
         data=str(args.data.resolve()), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
         device='cpu', workers=0, project=str(args.project.resolve()), name=args.name,
         exist_ok=True, pretrained=False, amp=False, plots=False, seed=0, deterministic=False,
-        fraction=args.fraction, patience=100, cos_lr=True, close_mosaic=max(1, args.epochs // 5),
+        fraction=args.fraction, patience=100, cos_lr=True, close_mosaic=2,
+        **({'time': args.hours} if args.hours else {}),
         # Top-down camera over a belt: up/down flips are as natural as left/right ones.
         flipud=0.5, degrees=10.0)
     train_s = time.time() - start
@@ -69,7 +73,8 @@ def main(argv=None):
     onnx_path = Path(YOLO(str(best)).export(format='onnx', imgsz=args.imgsz, dynamic=False,
                                             simplify=False, device='cpu'))
     report = {
-        'train_seconds': round(train_s, 1), 'epochs': args.epochs, 'imgsz': args.imgsz,
+        'train_seconds': round(train_s, 1), 'epochs': int(model.trainer.epochs),
+        'imgsz': args.imgsz,
         'batch': args.batch, 'threads': args.threads,
         'pt_bytes': best.stat().st_size, 'onnx_bytes': onnx_path.stat().st_size,
         'val_pt': evaluate(best, args.data, args.imgsz, args.batch),

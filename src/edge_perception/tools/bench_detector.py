@@ -1,0 +1,135 @@
+"""`edge-perception bench-detector`: inference speed of the waste detector per backend.
+
+    edge-perception bench-detector --json OUT.json [--model PATH] [--backends pt,onnx,engine]
+                                   [--seconds 60] [--threads N]
+
+For each backend the model file with that suffix next to --model is loaded through the runtime
+(`core.detector.YoloDetector`) and run back to back on the bundled sample frames for --seconds
+(after a warm-up). Reported per backend: frames, mean inference ms, FPS, inferences per minute,
+latency p50/p99 (wall time of detect(): pre-process + model + NMS). Backends that cannot run
+here (no file, no CUDA for TensorRT, load failure) are listed with the reason.
+"""
+import json
+from pathlib import Path
+import platform
+import sys
+import time
+
+BACKEND_SUFFIX = {'pt': '.pt', 'onnx': '.onnx', 'engine': '.engine'}
+
+
+def default_model_path():
+    """The shipped waste detector (.pt; the other backends sit next to it)."""
+    from edge_perception.core.detector import DEFAULT_MODEL_DIR
+    return DEFAULT_MODEL_DIR / 'waste_detector.pt'
+
+
+def sample_frames():
+    """RGB uint8 frames of the bundled waste samples."""
+    import numpy as np
+    from PIL import Image
+    from edge_perception.core.detector import SAMPLES_DIR
+    frames = []
+    for path in sorted(SAMPLES_DIR.glob('*.jpg')):
+        with Image.open(path) as image:
+            frames.append(np.asarray(image.convert('RGB')))
+    return frames
+
+
+def bench_backend(detector, frames, seconds, warmup=5):
+    """Run detector on frames (cycled) for `seconds`; return the timing summary dict."""
+    import numpy as np
+    for i in range(warmup):
+        detector.detect(frames[i % len(frames)])
+    latencies = []
+    start = time.perf_counter()
+    while True:
+        latencies.append(detector.detect(frames[len(latencies) % len(frames)]).inference_ms)
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            break
+    lat = np.asarray(latencies)
+    return {
+        'available': True,
+        'frames': int(lat.size),
+        'elapsed_s': round(elapsed, 3),
+        'mean_ms': round(float(lat.mean()), 3),
+        'fps': round(lat.size / elapsed, 2),
+        'inferences_per_min': round(lat.size / elapsed * 60.0, 1),
+        'p50_ms': round(float(np.percentile(lat, 50)), 3),
+        'p99_ms': round(float(np.percentile(lat, 99)), 3),
+    }
+
+
+def register(subparsers):
+    """Add the `bench-detector` sub-command."""
+    parser = subparsers.add_parser(
+        'bench-detector', help='inference speed of the waste detector per backend',
+        description=__doc__.split('\n')[0])
+    parser.add_argument('--json', type=Path, required=True, help='write the figures here')
+    parser.add_argument('--model', type=Path, default=None,
+                        help='model path; the backends use the same stem with .pt/.onnx/.engine '
+                             '(default: the shipped waste_detector)')
+    parser.add_argument('--backends', default='pt,onnx,engine',
+                        help='comma-separated subset of pt,onnx,engine')
+    parser.add_argument('--seconds', type=float, default=60.0, help='timed run per backend')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch/ONNX Runtime CPU threads (default: library default)')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda:N' for pt and onnx")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    """Benchmark each requested backend and write the JSON; return the exit code."""
+    backends = [b.strip() for b in args.backends.split(',') if b.strip()]
+    unknown = [b for b in backends if b not in BACKEND_SUFFIX]
+    if unknown or not backends:
+        print(f'bench-detector: unknown backends {unknown}; choose from {list(BACKEND_SUFFIX)}',
+              file=sys.stderr)
+        return 2
+    if args.seconds <= 0:
+        print('bench-detector: --seconds must be > 0', file=sys.stderr)
+        return 2
+    import os
+    if args.threads:
+        os.environ['OMP_NUM_THREADS'] = str(args.threads)
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from edge_perception.core.detector import DetectorError, YoloDetector
+
+    base = Path(args.model) if args.model else default_model_path()
+    frames = sample_frames()
+    if not frames:
+        print('bench-detector: no sample frames found', file=sys.stderr)
+        return 2
+    report = {
+        'model': str(base.with_suffix('')),
+        'seconds_per_backend': args.seconds,
+        'frames': [list(f.shape) for f in frames],
+        'host': {'machine': platform.machine(), 'processor': platform.processor(),
+                 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+                 'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        'backends': {},
+    }
+    for backend in backends:
+        path = base.with_suffix(BACKEND_SUFFIX[backend])
+        if not path.is_file():
+            report['backends'][backend] = {'available': False, 'reason': f'no file {path}'}
+            continue
+        try:
+            detector = YoloDetector(path, device=args.device)
+        except DetectorError as exc:
+            report['backends'][backend] = {'available': False, 'reason': str(exc)}
+            continue
+        figures = bench_backend(detector, frames, args.seconds)
+        figures.update(model=str(path), imgsz=detector.imgsz, device=detector.device)
+        report['backends'][backend] = figures
+        print(f'{backend}: {figures["mean_ms"]:.1f} ms mean, {figures["fps"]:.1f} FPS, '
+              f'p50 {figures["p50_ms"]:.1f} ms, p99 {figures["p99_ms"]:.1f} ms')
+    for backend, figures in report['backends'].items():
+        if not figures['available']:
+            print(f'{backend}: unavailable: {figures["reason"]}')
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
