@@ -1,4 +1,4 @@
-"""Train the waste detector from scratch on CPU, export ONNX and evaluate both on the held-out split.
+"""Train the waste detector from scratch on CPU, export ONNX, evaluate both on held-out data.
 
 Usage (about 45 min on 1 CPU thread with the defaults; see MODEL_CARD.md for the run we ship):
     OMP_NUM_THREADS=1 python training/detector/train.py --data out/detector_data/data.yaml \

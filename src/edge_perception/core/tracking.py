@@ -155,8 +155,8 @@ class ObjectTracker:
             raise TrackingError(f'stamp must be finite, got {stamp_s}')
         if self._last_stamp is not None and stamp_s <= self._last_stamp:
             raise TrackingError(
-                f'stamp {stamp_s:.6f} s is not after the previous frame\'s {self._last_stamp:.6f} s'
-                ' (call reset() when time jumps back)')
+                f'stamp {stamp_s:.6f} s is not after the previous stamp '
+                f'{self._last_stamp:.6f} s (call reset() when time jumps back)')
         boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
         conf = np.asarray(scores, dtype=np.float64).reshape(-1)
         cls = np.asarray(class_ids, dtype=np.float64).reshape(-1)

@@ -74,7 +74,8 @@ def register(subparsers):
                         help='comma-separated subset of pt,onnx,engine')
     parser.add_argument('--seconds', type=float, default=60.0, help='timed run per backend')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch/ONNX Runtime CPU threads (default: library default)')
+                        help='torch CPU threads (default: torch default). ONNX Runtime keeps its '
+                             'own default (one thread per core): Ultralytics does not expose it')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda:N' for pt and onnx")
     parser.set_defaults(func=run)
 
@@ -106,7 +107,7 @@ def run(args):
     report = {
         'model': str(base.with_suffix('')),
         'seconds_per_backend': args.seconds,
-        'frames': [list(f.shape) for f in frames],
+        'sample_frames': [f'{f.shape[1]}x{f.shape[0]}' for f in frames],
         'host': {'machine': platform.machine(), 'processor': platform.processor(),
                  'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
                  'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},

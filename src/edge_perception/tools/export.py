@@ -28,7 +28,7 @@ def register(subparsers):
     parser.add_argument('--imgsz', type=int, default=None,
                         help='fixed input size (default: the size the model was trained at)')
     parser.add_argument('--device', default=None,
-                        help="device for the export (default: cpu for onnx, cuda:0 for engine)")
+                        help='device for the export (default: cpu for onnx, cuda:0 for engine)')
     parser.add_argument('--workspace', type=float, default=None,
                         help='TensorRT builder workspace, GiB (default: Ultralytics auto)')
     parser.set_defaults(func=run)
