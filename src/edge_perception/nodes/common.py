@@ -42,7 +42,11 @@ class Param:
     read_only: bool = False
 
     def descriptor(self):
-        """The ParameterDescriptor rclpy enforces (ranges for numbers)."""
+        """The ParameterDescriptor rclpy enforces (ranges for numbers).
+
+        A default that is an rclpy `Parameter.Type` declares a typed parameter without a value
+        (e.g. an optional double array); its value reads as None until set.
+        """
         text = self.description
         if self.choices:
             text += f" (one of: {', '.join(self.choices)})"

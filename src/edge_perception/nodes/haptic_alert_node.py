@@ -14,6 +14,7 @@ from edge_perception.nodes.common import (ALERT_QOS, copy_header, declare_parame
 from edge_perception_msgs.msg import CollisionAlert, HapticCommand
 import rclpy  # noqa: F401  (entry point below)
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 PARAMS = [
     Param('alert_topic', 'collision_alert', 'CollisionAlert input'),
@@ -38,6 +39,12 @@ PARAMS = [
     Param('sensor_lost_intensity', 0.5, 'SENSOR_LOST motor drive, 0..1', 0.0, 1.0),
     Param('sensor_lost_pulse_hz', 0.5, 'SENSOR_LOST rhythm rate', 0.0, 50.0),
     Param('motor_count', 1, 'Motors on the device, evenly spaced around the handle', 1, 8),
+    Param('motor_bearings_rad', Parameter.Type.DOUBLE_ARRAY,
+          'Bearing each motor points to (0 ahead, + left), rad; overrides even spacing, '
+          'e.g. [0.6, 0.0, -0.6] for a front-left/front/front-right cane handle'),
+    Param('direction_change_rad', 0.2,
+          'A bearing change smaller than this (same motors) is not a new command, rad',
+          0.0, math.pi),
     Param('direction_spread_rad', 0.8, 'Motors within this of the bearing vibrate, rad',
           0.0, math.pi),
     Param('command_duration_s', 1.0,
@@ -55,15 +62,15 @@ class HapticAlertNode(Node):
     def __init__(self, **kwargs):
         super().__init__('haptic_alert', **kwargs)
         p = self.params = declare_parameters(self, PARAMS)
-        if p['refresh_interval_s'] >= p['command_duration_s']:
-            raise ValueError('refresh_interval_s must be shorter than command_duration_s, or '
-                             'the device would fall back to SENSOR_LOST between refreshes')
+        # HapticConfig checks consistency (e.g. refresh_interval_s < command_duration_s).
         self.config = HapticConfig(
             caution_intensity=p['caution_intensity'], caution_pulse_hz=p['caution_pulse_hz'],
             warning_intensity=p['warning_intensity'], warning_pulse_hz=p['warning_pulse_hz'],
             critical_intensity=p['critical_intensity'], critical_pulse_hz=p['critical_pulse_hz'],
             sensor_lost_intensity=p['sensor_lost_intensity'],
             sensor_lost_pulse_hz=p['sensor_lost_pulse_hz'], motor_count=p['motor_count'],
+            motor_bearings_rad=tuple(p['motor_bearings_rad'] or ()),
+            direction_change_rad=p['direction_change_rad'],
             direction_spread_rad=p['direction_spread_rad'],
             command_duration_s=p['command_duration_s'], min_interval_s=p['min_interval_s'],
             refresh_interval_s=p['refresh_interval_s'])

@@ -21,7 +21,8 @@ class Probe(Node):
 
     def __init__(self, context, topics, name='probe', namespace=''):
         super().__init__(name, context=context, namespace=namespace)
-        self._lock = threading.Lock()
+        # Re-entrant: wait_for's predicate may call snapshot() while the lock is held.
+        self._lock = threading.RLock()
         self._condition = threading.Condition(self._lock)
         self.records = {topic: [] for topic in topics}
         self._probe_subscriptions = []
