@@ -170,6 +170,7 @@ def lidar_scene_config(**overrides) -> SceneTTIConfig:
 class _Frame:
     stamp_s: float
     roi: np.ndarray      # float32, invalid = NaN
+    valid: np.ndarray    # bool, roi is finite and in range
     n_valid: int
 
 
@@ -203,6 +204,8 @@ class DepthTTIEstimator:
 
     # Medians over more supporting samples than this use a regular subsample (speed only).
     _max_median_samples = 16384
+    # Per-sample work is done in blocks of about this many samples (cache-sized).
+    _block_samples = 12288
 
     def __init__(self, config: Optional[SceneTTIConfig] = None,
                  column_bearings_rad: Optional[np.ndarray] = None):
@@ -287,7 +290,7 @@ class DepthTTIEstimator:
         # NaN compares False, so NaN, inf, 0 and out-of-range all become NaN here.
         in_range = (roi >= np.float32(cfg.min_range_m)) & (roi <= np.float32(cfg.max_range_m))
         roi = np.where(in_range, roi, np.float32(np.nan))
-        return roi, int(np.count_nonzero(in_range))
+        return roi, in_range
 
     # -- reference selection ---------------------------------------------------------------
 
@@ -342,9 +345,10 @@ class DepthTTIEstimator:
             return self._invalid(f'duplicate stamp {stamp:.6f} s: frame ignored')
         if self._shape is None:
             self._setup_shape(depth_m.shape)
-        roi, n_valid = self._prepare(depth_m)
-        estimate = self._estimate(roi, n_valid, stamp)
-        self._history.append(_Frame(stamp, roi, n_valid))
+        roi, valid = self._prepare(depth_m)
+        frame = _Frame(stamp, roi, valid, int(np.count_nonzero(valid)))
+        estimate = self._estimate(frame)
+        self._history.append(frame)
         self._stamps.append(stamp)
         # Keep only what can still serve as a reference or a mid frame.
         while self._stamps and stamp - self._stamps[0] > self.config.max_baseline_s + 1e-9:
@@ -357,9 +361,10 @@ class DepthTTIEstimator:
                            confidence=confidence, bearing_rad=math.nan, valid=False,
                            reason=reason)
 
-    def _estimate(self, now, n_valid, stamp):
+    def _estimate(self, frame):
         cfg = self.config
-        valid_fraction = n_valid / now.size
+        stamp = frame.stamp_s
+        valid_fraction = frame.n_valid / frame.roi.size
         if valid_fraction < cfg.min_valid_fraction:
             return self._invalid(f'{100.0 * (1.0 - valid_fraction):.0f}% invalid depth')
         ref, mid = self._pick_frames(stamp, cfg.baseline_s)
@@ -378,7 +383,7 @@ class DepthTTIEstimator:
             return self._invalid(
                 'no frame between the reference and now for the step check (frames too far '
                 'apart: raise max_baseline_s or set require_step_check false)', valid_fraction)
-        estimate = self._measure(now, valid_fraction, stamp, ref, mid)
+        estimate = self._measure(frame, valid_fraction, ref, mid)
         if estimate.support == 0 or cfg.min_motion_snr <= 0:
             return estimate
         # Far away the depth noise is large next to the motion over baseline_s, and samples
@@ -397,51 +402,45 @@ class DepthTTIEstimator:
         if older is None or older.stamp_s >= ref.stamp_s or (
                 older_mid is None and cfg.require_step_check):
             return estimate
-        longer = self._measure(now, valid_fraction, stamp, older, older_mid)
+        longer = self._measure(frame, valid_fraction, older, older_mid)
         return longer if longer.support > 0 else estimate
 
-    def _measure(self, now, valid_fraction, stamp, ref, mid):
-        """Estimate `now` against one reference (and mid) frame."""
+    def _measure(self, frame, valid_fraction, ref, mid):
+        """Estimate `frame` against one reference (and mid) frame."""
         cfg = self.config
+        now = frame.roi
         size = now.size
-        dt = stamp - ref.stamp_s
-        change = now - ref.roi                  # NaN where either frame is invalid
-        n_pair = size - int(np.count_nonzero(np.isnan(change)))
+        dt = frame.stamp_s - ref.stamp_s
+        n_pair = int(np.count_nonzero(frame.valid & ref.valid))
         pair_fraction = n_pair / size
         if pair_fraction < cfg.min_valid_fraction:
             return self._invalid(
                 f'{100.0 * (1.0 - pair_fraction):.0f}% invalid depth in this or the reference '
                 f'frame', pair_fraction)
-        sigma = now * now
-        sigma *= np.float32(cfg.noise_k)
-        sigma += np.float32(cfg.noise_floor_m)
-        abs_change = np.abs(change)
-        # Stage 1: samples that moved beyond the noise (and beyond min_motion_m).
-        threshold = sigma * np.float32(cfg.detect_sigmas * math.sqrt(2.0))
-        np.maximum(threshold, np.float32(cfg.min_motion_m), out=threshold)
-        moving = abs_change > threshold         # NaN compares False
-        linear = self._linear(ref, mid, change, abs_change, sigma, dt)
-        # Faster than anything the sensor is meant for: a change of surface, not a motion.
-        linear &= abs_change <= np.float32(cfg.max_speed_mps * dt)
+        common = {'baseline_s': dt, 'step_check': mid is not None}
+        step_note = '' if mid is not None else ' (no mid frame: step check off)'
+        mid_roi = None if mid is None else mid.roi
+        fraction = None if mid is None else np.float32((mid.stamp_s - ref.stamp_s) / dt)
+        change, moving, linear = self._per_sample(now, ref.roi, mid_roi, fraction, dt)
+        shape = now.shape
+        now, change, moving, linear = (a.reshape(-1) for a in (now, change, moving, linear))
+        ref_flat = ref.roi.reshape(-1)
         n_moving = int(np.count_nonzero(moving))
         moving_linear = moving & linear
         n_steps = n_moving - int(np.count_nonzero(moving_linear))
         min_support = max(int(cfg.min_support_samples),
                           int(math.ceil(cfg.min_support_fraction * n_pair)))
-        common = {'baseline_s': dt, 'step_check': mid is not None}
-        step_note = '' if mid is not None else ' (no mid frame: step check off)'
         approaching = change < 0
         for sign in (-1.0, 1.0):
             direction = approaching if sign < 0 else ~approaching
-            group = self._group(moving_linear & direction, now, ref, change, linear, sign,
-                                min_support)
+            group = self._group(moving_linear & direction, now, ref_flat, change, linear,
+                                sign, min_support)
             if group is None:
                 continue
-            support_idx, distance, median_change = group
+            support_mask, support, distance, median_change = group
             speed = median_change / dt
-            support = support_idx.size
             confidence = min(1.0, valid_fraction * support / max(support + n_steps, 1))
-            bearing = self._bearing(support_idx)
+            bearing = self._bearing(support_mask.reshape(shape), support)
             if sign < 0:
                 tti = time_to_impact(distance, speed)
                 alert = should_alert(speed, tti, cfg.speed_threshold_mps, cfg.tti_threshold_s)
@@ -459,44 +458,75 @@ class DepthTTIEstimator:
         return TTIEstimate(0.0, math.inf, math.nan, False, confidence, math.nan, True,
                            reason + step_note, 0, **common)
 
-    def _linear(self, ref, mid, change, abs_change, sigma, dt):
-        """Per sample: depth changed in proportion to time (False for a step).
+    def _per_sample(self, now, ref, mid, fraction, dt):
+        """Return (change, moving, linear) per ROI sample, computed in blocks of rows.
 
-        A step (an edge passing, an object entering) leaves the mid frame at one end value, off
-        the straight line by at least mid_fraction_min of the change; noise is allowed for.
-        Without a mid frame every sample passes. NaN in the mid frame fails (cannot verify).
+        change = now - ref (NaN where either is invalid). moving: |change| beyond the noise
+        (detect_sigmas * sqrt(2) * sigma(z), at least min_motion_m). linear: depth changed in
+        proportion to time, judged on the mid frame taken `fraction` of the way from ref to
+        now: a step (an edge passing, an object entering) leaves the mid frame at one end value,
+        off the line by at least mid_fraction_min of the change; the deviation's own noise
+        (about sqrt(1.5) sigma) is allowed for; NaN in the mid frame fails (cannot verify);
+        and no faster than max_speed_mps. Blocks keep the temporaries in cache, which is
+        several times faster than whole-image passes.
         """
-        if mid is None:
-            return np.ones(change.shape, dtype=bool)
         cfg = self.config
-        fraction = np.float32((mid.stamp_s - ref.stamp_s) / dt)
-        deviation = change * fraction
-        deviation += ref.roi
-        np.subtract(mid.roi, deviation, out=deviation)
-        np.abs(deviation, out=deviation)
-        tolerance = abs_change * np.float32(cfg.step_tolerance)
-        tolerance += sigma * np.float32(cfg.detect_sigmas * math.sqrt(1.5))
-        return deviation <= tolerance
+        change = np.empty(now.shape, dtype=np.float32)
+        moving = np.empty(now.shape, dtype=bool)
+        linear = np.empty(now.shape, dtype=bool)
+        detect = cfg.detect_sigmas * math.sqrt(2.0)
+        noise_k = np.float32(detect * cfg.noise_k)
+        noise_floor = np.float32(detect * cfg.noise_floor_m)
+        min_motion = np.float32(cfg.min_motion_m)
+        max_change = np.float32(cfg.max_speed_mps * dt)
+        step_tolerance = np.float32(cfg.step_tolerance)
+        deviation_noise = np.float32(math.sqrt(0.75))    # sqrt(1.5) / sqrt(2)
+        rows = max(1, self._block_samples // now.shape[1])
+        for start in range(0, now.shape[0], rows):
+            block = slice(start, start + rows)
+            now_b = now[block]
+            change_b = change[block]
+            np.subtract(now_b, ref[block], out=change_b)
+            abs_change = np.abs(change_b)
+            noise = now_b * now_b
+            noise *= noise_k
+            noise += noise_floor
+            np.greater(abs_change, np.maximum(noise, min_motion), out=moving[block])
+            linear_b = linear[block]
+            np.less_equal(abs_change, max_change, out=linear_b)
+            if mid is not None:
+                deviation = change_b * fraction
+                deviation += ref[block]
+                np.subtract(mid[block], deviation, out=deviation)
+                np.abs(deviation, out=deviation)
+                noise *= deviation_noise
+                abs_change *= step_tolerance
+                noise += abs_change
+                linear_b &= deviation <= noise
+        return change, moving, linear
 
-    def _bearing(self, support_idx):
-        """Median bearing of the supporting samples (NaN without column bearings)."""
-        if self._roi_bearings is None or support_idx.size == 0:
+    def _bearing(self, support_mask, support):
+        """Return the median bearing of the supporting samples (NaN without column bearings)."""
+        if self._roi_bearings is None or support == 0:
             return math.nan
-        per_column = np.bincount(support_idx % self._roi_width, minlength=self._roi_width)
-        median_column = int(np.searchsorted(np.cumsum(per_column), 0.5 * support_idx.size))
+        per_column = np.add.reduce(support_mask, axis=0, dtype=np.int32)
+        median_column = int(np.searchsorted(np.cumsum(per_column), 0.5 * support))
         return float(self._roi_bearings[min(median_column, self._roi_width - 1)])
 
     def _group(self, candidate_mask, now, ref, change, linear, sign, min_support):
         """Find the nearest coherent group among candidate samples moving in direction `sign`.
 
-        Returns (support flat indices, median distance, median change) or None.
+        All arrays are 1-D over the same samples. Returns (support mask, support count,
+        median distance, median change) or None.
         """
         cfg = self.config
-        candidates = now[candidate_mask]
-        if candidates.size < min_support:
+        n_candidates = int(np.count_nonzero(candidate_mask))
+        if n_candidates < min_support:
             return None
-        # The histogram and band need no more than a few thousand samples.
-        candidates, step = _thin(candidates, self._max_median_samples // 2)
+        # The histogram and band need no more than a few thousand samples: a regular subsample
+        # (taken before gathering, which is the expensive part).
+        step = max(1, n_candidates // (self._max_median_samples // 2))
+        candidates = now[::step][candidate_mask[::step]]
         # Dense bins of a log-spaced depth histogram: a bin whose window with its two
         # neighbours holds at least min_support samples; nearest group first.
         log_step = np.float32(math.log1p(cfg.cluster_bin_fraction))
@@ -541,15 +571,15 @@ class DepthTTIEstimator:
                 continue
             # Time-reversal test: noise is as likely to look like "was in the band, moved the
             # other way" as like "is in the band, moved this way"; a real motion is not.
-            mirror = (ref.roi >= lo) & (ref.roi <= hi)
+            mirror = (ref >= lo) & (ref <= hi)
             mirror &= mirror_all
             if support.size < cfg.dominance_ratio * np.count_nonzero(mirror):
                 continue
             # A regular subsample gives the same medians to well under the noise, faster.
             sample, _ = _thin(support, self._max_median_samples)
-            distance = _median(now.ravel()[sample])
-            median_change = _median(change.ravel()[sample])
-            return support, distance, median_change
+            distance = _median(now[sample])
+            median_change = _median(change[sample])
+            return toward, support.size, distance, median_change
         return None
 
 
