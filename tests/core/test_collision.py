@@ -151,6 +151,23 @@ def test_walking_to_static_wall_right_tti_and_no_warning():
     assert AlertLevel.WARNING not in levels and AlertLevel.CRITICAL not in levels
 
 
+def test_far_approach_uses_a_longer_baseline_against_noise():
+    # From 10 m the wall's noise (sigma 0.25 m) exceeds its motion over 0.25 s (0.35 m):
+    # samples selected by |change| > min_motion_m would overstate the speed.
+    def far_errors(snr):
+        scenario, estimates = run_scenario('walk_to_wall', config_items=(('min_motion_snr', snr),),
+                                           start_m=10.0)
+        return np.array([abs(e.tti_s - f.true_tti_s) / f.true_tti_s
+                         for f, e in zip(scenario.frames, estimates)
+                         if e.valid and f.true_distance_m > 7.0]), estimates
+
+    errors, estimates = far_errors(3.0)
+    assert errors.size > 50 and np.median(errors) < 0.10
+    assert max(e.baseline_s for e in estimates if e.valid) > 0.4      # it did look further back
+    fixed_errors, _ = far_errors(0.0)
+    assert np.median(fixed_errors) > np.median(errors)
+
+
 def test_irregular_and_dropped_frames_give_right_speed():
     scenario, estimates = run_scenario('approach_irregular')
     stamps = np.array([f.stamp_s for f in scenario.frames])

@@ -16,11 +16,18 @@ TTI < 3 s. It differs from the app where the app is fragile:
   to time, a passing edge is a step: each sample is checked against a third frame taken about
   halfway between the reference and now, and steps are discarded;
 - the app's "nearer than the median" filter lets sensor noise in. Here a sample must move by
-  more than the sensor noise (sigma(z) = noise_floor_m + noise_k * z**2) to be detected, the
-  estimate is taken on the nearest approaching group of samples (a depth band found with a
-  histogram, widened by the robust spread), and the group must clearly outnumber samples that
-  moved away in the same band (noise moves both ways, an approach one way only). Distance and
-  speed are medians of that group.
+  more than the sensor noise (sigma(z) = noise_floor_m + noise_k * z**2) to be detected; the
+  estimate is taken on the nearest approaching group (the peak of a depth histogram of the
+  detected samples, widened to +-band_sigmas robust sigma), where every sample that moved by
+  min_motion_m consistently counts, so the noise threshold does not bias the speed. Noise
+  moves both ways, an approach one way only: the group must outnumber its time-reversed
+  mirror (samples that *were* in the band and moved away) by dominance_ratio. Distance and
+  speed are medians of the group; depth changes faster than max_speed_mps are surface
+  changes, not motion; far away, where motion over baseline_s is within the noise, an older
+  reference (up to max_baseline_s) is used.
+
+Per-sample arithmetic runs in cache-sized blocks of rows (about 1.2 ms of CPU per 640x480
+frame on one x86 server core; measure yours with `edge-perception bench-tti`).
 """
 import bisect
 from collections import deque
