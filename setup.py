@@ -10,7 +10,7 @@ setup(
     version='0.1.0',
     package_dir={'': 'src'},
     packages=find_packages(where='src'),
-    package_data={package_name: ['data/*', 'models/*', 'models/**/*']},
+    package_data={package_name: ['models/*/*', 'data/samples/*/*', 'data/samples/*/*/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -28,6 +28,9 @@ setup(
             'edge-perception = edge_perception.cli:main',
             'time_to_impact_node = edge_perception.nodes.time_to_impact_node:main',
             'haptic_alert_node = edge_perception.nodes.haptic_alert_node:main',
+            'detector_node = edge_perception.nodes.detector_node:main',
+            'tracker_node = edge_perception.nodes.tracker_node:main',
+            'crack_segmentation_node = edge_perception.nodes.crack_segmentation_node:main',
         ],
     },
 )

@@ -23,7 +23,6 @@ NODE_TYPES = {
     'haptic_alert': 'edge_perception.nodes.haptic_alert_node:HapticAlertNode',
     'detector': 'edge_perception.nodes.detector_node:DetectorNode',
     'tracker': 'edge_perception.nodes.tracker_node:TrackerNode',
-    'material_classifier': 'edge_perception.nodes.material_classifier_node:MaterialClassifierNode',
     'crack_segmentation': 'edge_perception.nodes.crack_segmentation_node:CrackSegmentationNode',
 }
 

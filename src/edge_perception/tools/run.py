@@ -10,7 +10,7 @@ def register(subparsers):
                     'params files, like a launch file would; Ctrl-C stops them.')
     parser.add_argument('--nodes', nargs='+', required=True,
                         help='node types: time_to_impact haptic_alert detector tracker '
-                             'material_classifier crack_segmentation')
+                             'crack_segmentation')
     parser.add_argument('--params-file', action='append', default=[], type=pathlib.Path,
                         help='ROS params YAML (repeatable)')
     parser.add_argument('--use-sim-time', action='store_true', help='follow /clock')

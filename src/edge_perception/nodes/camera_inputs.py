@@ -1,0 +1,86 @@
+"""Camera-side inputs shared by the detector and crack nodes: registered depth paired to the
+colour image by stamp, and intrinsics from CameraInfo.
+
+message_filters is not on PyPI, so pairing is done here: the depth frame nearest in stamp to the
+image, within a tolerance. Depth and camera info are received on their own callback group so
+that a long inference never delays them.
+"""
+import collections
+import threading
+
+from edge_perception.conversions import depth_to_metres, stamp_to_seconds
+from edge_perception.core.depth_fusion import CameraIntrinsics, DepthFusionError
+from edge_perception.nodes.common import InputMonitor, SENSOR_QOS
+from rclpy.callback_groups import ReentrantCallbackGroup
+from sensor_msgs.msg import CameraInfo, Image
+
+
+class CameraSideInputs:
+    """Subscribes to optional depth and camera info; pairs depth to image stamps."""
+
+    def __init__(self, node, depth_topic, camera_info_topic, max_depth_age_s, stale_after_s,
+                 history=8):
+        self._node = node
+        self._lock = threading.Lock()
+        self._depths = collections.deque(maxlen=history)   # (stamp_s, msg)
+        self._camera_info = None
+        self.max_depth_age_s = max_depth_age_s
+        self.monitors = []
+        group = ReentrantCallbackGroup()
+        self.depth = None
+        if depth_topic:
+            self.depth = InputMonitor('depth', stale_after_s)
+            self.monitors.append(self.depth)
+            node.create_subscription(Image, depth_topic, self._on_depth, SENSOR_QOS,
+                                     callback_group=group)
+        self.camera_info = None
+        if camera_info_topic:
+            self.camera_info = InputMonitor('camera_info', stale_after_s)
+            self.monitors.append(self.camera_info)
+            node.create_subscription(CameraInfo, camera_info_topic, self._on_camera_info,
+                                     SENSOR_QOS, callback_group=group)
+
+    def _on_depth(self, msg):
+        self.depth.arrived()
+        with self._lock:
+            self._depths.append((stamp_to_seconds(msg.header.stamp), msg))
+
+    def _on_camera_info(self, msg):
+        self.camera_info.arrived()
+        with self._lock:
+            self._camera_info = msg
+
+    def intrinsics(self, width, height):
+        """(CameraIntrinsics or None, reason). None when no usable camera info."""
+        with self._lock:
+            info = self._camera_info
+        if info is None:
+            return None, 'no camera_info received: 3D positions are flagged invalid'
+        if (info.width, info.height) != (width, height):
+            return None, (f'camera_info is for {info.width}x{info.height} but the image is '
+                          f'{width}x{height}')
+        try:
+            return CameraIntrinsics.from_k(info.k, width, height), ''
+        except DepthFusionError as error:
+            return None, f'camera_info unusable: {error}'
+
+    def depth_for(self, stamp_s, min_m=0.0, max_m=float('inf')):
+        """(depth in metres or None, reason): the depth frame nearest stamp_s within tolerance."""
+        if self.depth is None:
+            return None, 'no depth topic configured'
+        with self._lock:
+            candidates = list(self._depths)
+        if not candidates:
+            return None, 'no depth received'
+        depth_stamp, msg = min(candidates, key=lambda c: abs(c[0] - stamp_s))
+        gap = abs(depth_stamp - stamp_s)
+        if gap > self.max_depth_age_s:
+            return None, (f'nearest depth is {gap * 1e3:.0f} ms from the image '
+                          f'(max {self.max_depth_age_s * 1e3:.0f} ms)')
+        try:
+            depth = depth_to_metres(msg, min_m, max_m)
+        except ValueError as error:
+            self.depth.reject(str(error))
+            return None, f'depth rejected: {error}'
+        self.depth.accepted()
+        return depth, ''

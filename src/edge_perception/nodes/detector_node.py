@@ -1,0 +1,258 @@
+"""Waste detector node: colour image (+ registered depth, camera info) in, DetectionArray out.
+
+YOLO (.pt, .onnx on ONNX Runtime, .engine on TensorRT) through edge_perception.core.detector;
+3D position and pick point from depth (core.depth_fusion); optional material of each item from a
+crop classifier (core.material). Thin glue: parameters, conversion, wiring, diagnostics.
+"""
+import math
+import pathlib
+import time
+
+from edge_perception.conversions import color_to_rgb, ImageConversionError, numpy_to_image
+from edge_perception.conversions import stamp_to_seconds
+from edge_perception.core.depth_fusion import DepthFusionError, object_position, pick_point
+from edge_perception.nodes.camera_inputs import CameraSideInputs
+from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
+                                          Diagnostics, InputMonitor, Param, SENSOR_QOS)
+from edge_perception_msgs.msg import Detection, DetectionArray
+import numpy as np
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+PARAMS = [
+    Param('image_topic', 'camera/image_raw', 'Colour image (rgb8, bgr8, rgba8, bgra8, mono8)'),
+    Param('depth_topic', 'camera/depth_registered/image_raw',
+          "Depth registered to the colour image (16UC1 mm / 32FC1 m); '' disables 3D"),
+    Param('camera_info_topic', 'camera/camera_info',
+          "Colour camera info (intrinsics for 3D); '' disables 3D"),
+    Param('detections_topic', 'detections', 'DetectionArray output'),
+    Param('debug_image_topic', 'detections/debug_image',
+          'Annotated image, drawn only while someone subscribes'),
+    Param('model_path', '', "YOLO model (.pt, .onnx, .engine); '' = the shipped waste model"),
+    Param('class_names', Parameter.Type.STRING_ARRAY,
+          "Expected class names in id order; the model's must match (unset = accept the model's)"),
+    Param('confidence_threshold', 0.25, 'Minimum detection score', 0.0, 1.0),
+    Param('iou_threshold', 0.45, 'NMS IoU threshold', 0.0, 1.0),
+    Param('imgsz', 0, 'Network input size (0 = the size the model was trained/exported at)',
+          0, 4096),
+    Param('device', 'cpu', "Inference device: 'cpu' or 'cuda:N' (.engine always uses CUDA)"),
+    Param('max_detections', 100, 'Detections per frame', 1, 1000),
+    Param('material_model_path', '',
+          "Material crop classifier (.onnx); '' = the shipped one; 'none' disables"),
+    Param('material_threads', 1, 'ONNX Runtime threads of the material classifier', 1, 16),
+    Param('min_depth_m', 0.1, 'Nearer depth samples are invalid, m', 0.0, 100.0),
+    Param('max_depth_m', 10.0, 'Farther depth samples are invalid, m', 0.1, 1000.0),
+    Param('core_fraction', 0.5, 'Without a mask: central part of the box used for depth',
+          0.05, 1.0),
+    Param('min_depth_samples', 10, 'Valid depth samples needed for a 3D position', 1, 100000),
+    Param('max_depth_age_s', 0.05, 'Depth frame must be this close in stamp to the image, s',
+          0.0, 5.0),
+    Param('stale_after_s', 1.0, 'An input older than this is reported stale, s', 0.01, 60.0),
+    Param('model_retry_s', 5.0, 'Retry loading a missing/corrupt model this often, s',
+          0.1, 3600.0),
+]
+
+
+def shipped_model(folder, suffixes=('.onnx',)):
+    """The model file shipped in edge_perception/models/<folder>/ (first match by suffix)."""
+    base = pathlib.Path(__file__).resolve().parents[1] / 'models' / folder
+    for suffix in suffixes:
+        found = sorted(base.glob(f'*{suffix}'))
+        if found:
+            return found[0]
+    return base / f'<no {"/".join(suffixes)} model shipped>'
+
+
+class DetectorNode(Node):
+    """Detects waste items per frame with 3D position, pick point and material."""
+
+    def __init__(self, **kwargs):
+        super().__init__('detector', **kwargs)
+        p = self.params = declare_parameters(self, PARAMS)
+        self.image_input = InputMonitor('image', p['stale_after_s'])
+        self.side = CameraSideInputs(self, p['depth_topic'], p['camera_info_topic'],
+                                     p['max_depth_age_s'], p['stale_after_s'])
+        self.detector = None
+        self.material = None
+        self.model_error = ''
+        self.material_error = ''
+        self.three_d_note = ''
+        self._next_load_try = 0.0
+        self._load_models()
+        self.pub = self.create_publisher(DetectionArray, p['detections_topic'], DATA_QOS)
+        self.debug_pub = self.create_publisher(Image, p['debug_image_topic'], SENSOR_QOS)
+        self.create_subscription(Image, p['image_topic'], self.on_image, SENSOR_QOS)
+        self.diagnostics = Diagnostics(self, [self.image_input] + self.side.monitors,
+                                       extra=[self._model_status])
+
+    # ---------------------------------------------------------------- models
+    def _load_models(self):
+        """(Re)load the detector and material models; keep running and report on failure."""
+        from edge_perception.core.detector import YoloDetector
+        p = self.params
+        self._next_load_try = time.monotonic() + p['model_retry_s']
+        if self.detector is None:
+            path = p['model_path'] or str(shipped_model('detector'))
+            try:
+                self.detector = YoloDetector(
+                    path, conf=p['confidence_threshold'], iou=p['iou_threshold'],
+                    imgsz=p['imgsz'] or None, device=p['device'],
+                    class_names=p['class_names'] or None, max_det=p['max_detections'])
+                self.model_error = ''
+                self.get_logger().info(
+                    f'detector: {path} ({self.detector.backend}, {self.detector.task}, '
+                    f'imgsz {self.detector.imgsz}, classes {self.detector.class_names})')
+            except Exception as error:  # noqa: BLE001 - reported, retried
+                self.model_error = str(error)
+                self.get_logger().error(f'detector model not loaded: {error}; retrying every '
+                                        f"{p['model_retry_s']:.0f} s")
+        if self.material is None and p['material_model_path'] != 'none':
+            from edge_perception.core.material import MaterialClassifier
+            path = p['material_model_path'] or None
+            try:
+                self.material = MaterialClassifier(
+                    path, intra_op_num_threads=p['material_threads'])
+                self.material_error = ''
+            except Exception as error:  # noqa: BLE001
+                self.material_error = str(error)
+                self.get_logger().error(f'material model not loaded: {error}')
+
+    # ---------------------------------------------------------------- frames
+    def on_image(self, msg):
+        """Detect, fuse depth, classify material, publish (freshest frame: sensor QoS)."""
+        started = time.perf_counter()
+        self.image_input.arrived()
+        if self.detector is None or (self.material is None and self.material_error):
+            if time.monotonic() >= self._next_load_try:
+                self._load_models()
+            if self.detector is None:
+                return
+        try:
+            rgb = color_to_rgb(msg)
+            result = self.detector.detect(rgb)
+        except (ImageConversionError, ValueError) as error:
+            self.image_input.reject(str(error))
+            self.get_logger().error(f'image rejected: {error}', throttle_duration_sec=5.0)
+            return
+        self.image_input.accepted()
+        out = DetectionArray()
+        out.header = copy_header(msg.header)
+        out.inference_ms = float(result.inference_ms)
+        depth, intrinsics, note = self._depth_and_intrinsics(msg, rgb.shape)
+        self.three_d_note = note
+        materials = self._classify(rgb, result.detections)
+        for det, material in zip(result.detections, materials):
+            out.detections.append(self._to_msg(msg.header, det, depth, intrinsics, material))
+        self.pub.publish(out)
+        if self.debug_pub.get_subscription_count() > 0:
+            self.debug_pub.publish(self._debug_image(msg.header, rgb, out))
+        self.diagnostics.latency.add((time.perf_counter() - started) * 1e3)
+
+    def _depth_and_intrinsics(self, msg, shape):
+        p = self.params
+        height, width = shape[:2]
+        if self.side.depth is None and self.side.camera_info is None:
+            return None, None, ''
+        intrinsics, reason = self.side.intrinsics(width, height)
+        depth, depth_reason = self.side.depth_for(stamp_to_seconds(msg.header.stamp),
+                                                  p['min_depth_m'], p['max_depth_m'])
+        if depth is not None and depth.shape != (height, width):
+            depth_reason = (f'depth {depth.shape[1]}x{depth.shape[0]} differs from the image '
+                            f'{width}x{height}: register depth to the colour camera')
+            self.side.depth.reject(depth_reason)
+            depth = None
+        note = '; '.join(r for r in (reason, depth_reason) if r)
+        if note:
+            self.get_logger().warning(f'3D invalid: {note}', throttle_duration_sec=5.0)
+        return depth, intrinsics, note
+
+    def _classify(self, rgb, detections):
+        if self.material is None or not detections:
+            return [None] * len(detections)
+        from edge_perception.core.material import crop_for_box
+        crops, index = [], []
+        for i, det in enumerate(detections):
+            try:
+                crops.append(crop_for_box(rgb, det.box_xyxy))
+                index.append(i)
+            except ValueError:
+                continue   # degenerate box: no material
+        results = [None] * len(detections)
+        for i, res in zip(index, self.material.classify(crops)):
+            results[i] = res
+        return results
+
+    def _to_msg(self, header, det, depth, intrinsics, material):
+        p = self.params
+        d = Detection()
+        d.header = copy_header(header)
+        d.class_id, d.class_name, d.score = int(det.class_id), det.class_name, float(det.score)
+        x0, y0, x1, y1 = (float(v) for v in det.box_xyxy)
+        d.center_x, d.center_y, d.size_x, d.size_y = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+        d.track_id = Detection.TRACK_ID_NONE
+        d.position_depth_std_m = math.nan
+        if det.mask is not None:
+            d.has_mask = True
+            d.mask = numpy_to_image(det.mask.astype(np.uint8) * 255, 'mono8', copy_header(header))
+        if material is not None:
+            d.material, d.material_confidence = material.material, float(material.confidence)
+        shape_mask = det.mask if det.mask is not None else det.box_xyxy
+        try:
+            if depth is not None:   # invalid (never guessed) without depth or intrinsics
+                pos = object_position(depth, det.box_xyxy, det.mask, intrinsics,
+                                      core_fraction=p['core_fraction'],
+                                      min_samples=p['min_depth_samples'])
+                if pos.valid:
+                    d.position_valid = True
+                    d.position.x, d.position.y, d.position.z = pos.xyz
+                    d.position_depth_std_m = float(pos.depth_std_m)
+            pick = pick_point(shape_mask, depth, intrinsics)
+            d.pick_u, d.pick_v = float(pick.u), float(pick.v)
+            if pick.valid:
+                d.pick_point_valid = True
+                d.pick_point.x, d.pick_point.y, d.pick_point.z = pick.xyz
+        except DepthFusionError as error:
+            self.three_d_note = str(error)
+        return d
+
+    def _debug_image(self, header, rgb, out):
+        import cv2
+        canvas = np.ascontiguousarray(rgb[:, :, ::-1])
+        for d in out.detections:
+            x0, y0 = int(d.center_x - d.size_x / 2), int(d.center_y - d.size_y / 2)
+            x1, y1 = int(d.center_x + d.size_x / 2), int(d.center_y + d.size_y / 2)
+            cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 200, 0), 2)
+            label = f'{d.class_name} {d.score:.2f}'
+            if d.material:
+                label += f' {d.material}'
+            if d.position_valid:
+                label += f' {d.position.z:.2f}m'
+            cv2.putText(canvas, label, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        (0, 200, 0), 1)
+            cv2.drawMarker(canvas, (int(d.pick_u), int(d.pick_v)), (0, 0, 255),
+                           cv2.MARKER_CROSS, 12, 2)
+        return numpy_to_image(canvas, 'bgr8', copy_header(header))
+
+    def _model_status(self):
+        from diagnostic_msgs.msg import DiagnosticStatus
+        values = {'model': str(getattr(self.detector, 'model_path', self.params['model_path'])),
+                  'model_loaded': str(self.detector is not None),
+                  'material_loaded': str(self.material is not None)}
+        if self.detector is None:
+            return DiagnosticStatus.ERROR, f'model not loaded: {self.model_error}', values
+        if self.material_error:
+            return DiagnosticStatus.WARN, f'material model: {self.material_error}', values
+        if self.three_d_note:
+            return DiagnosticStatus.WARN, f'3D invalid: {self.three_d_note}', values
+        return DiagnosticStatus.OK, '', values
+
+
+def main(args=None):
+    """Entry point: `detector_node`."""
+    from edge_perception.nodes.runner import spin_nodes
+    spin_nodes([DetectorNode], args)
+
+
+if __name__ == '__main__':
+    main()
