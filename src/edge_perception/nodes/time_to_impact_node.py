@@ -10,7 +10,8 @@ from edge_perception.conversions import (depth_to_metres, ImageConversionError,
                                          laserscan_to_ranges, pointcloud_to_xyz,
                                          stamp_to_seconds)
 from edge_perception.core.collision import (AlertLevel, AlertLevelConfig, AlertLevelFilter,
-                                            DepthTTIEstimator, ObjectTTIConfig,
+                                            DepthTTIEstimator, lidar_scene_config,
+                                            ObjectTTIConfig,
                                             ObjectTTITracker, range_image_from_laserscan,
                                             range_image_from_points, SceneTTIConfig,
                                             TrackObservation)
@@ -47,9 +48,21 @@ PARAMS = [
     Param('min_range_m', 0.1, 'Nearer samples are invalid, m', 0.0, 100.0),
     Param('max_range_m', 20.0, 'Farther samples are invalid, m', 0.1, 1000.0),
     Param('baseline_s', 0.25, 'Reference frame is at least this much older (stamps), s',
-          0.0, 5.0),
-    Param('max_baseline_s', 1.0, 'Reference frame at most this old, s', 0.01, 10.0),
+          0.001, 10.0),
+    Param('max_baseline_s', 1.0, 'Reference frame at most this old (sensors slower than ~3 Hz '
+          'need more, e.g. 4 s at 0.6 Hz), s', 0.01, 60.0),
     Param('min_valid_fraction', 0.2, 'Minimum fraction of valid ROI samples', 0.0, 1.0),
+    Param('roi_stride', 1, 'Use every n-th ROI row and column (speed vs detail)', 1, 16),
+    Param('noise_k', -1.0, 'Range noise sigma = noise_floor_m + noise_k z^2; negative = the '
+          "source's default (depth camera 0.0025, LiDAR 0)", -1.0, 1.0),
+    Param('noise_floor_m', -1.0, "Range noise floor, m; negative = the source's default "
+          '(depth camera 0.005, LiDAR 0.03)', -1.0, 10.0),
+    Param('detect_sigmas', 3.0, 'A sample moves when its change exceeds this many sigma',
+          0.5, 20.0),
+    Param('require_step_check', True, 'Without a frame between reference and now, call the '
+          'estimate invalid rather than risk an entering object looking like an approach'),
+    Param('max_speed_mps', 20.0, 'Faster depth changes are surface changes, not motion, m/s',
+          0.1, 1000.0),
     # Alert test and levels.
     Param('speed_threshold_mps', -2.2,
           'WARNING when range rate is below this (negative = approaching), m/s', -100.0, 0.0),
@@ -77,13 +90,7 @@ class TimeToImpactNode(Node):
     def __init__(self, **kwargs):
         super().__init__('time_to_impact', **kwargs)
         p = self.params = declare_parameters(self, PARAMS)
-        self.scene_config = SceneTTIConfig(
-            roi_col_min=p['roi_col_min'], roi_col_max=p['roi_col_max'],
-            roi_row_min=p['roi_row_min'], roi_row_max=p['roi_row_max'],
-            min_motion_m=p['min_motion_m'], speed_threshold_mps=p['speed_threshold_mps'],
-            tti_threshold_s=p['tti_threshold_s'], min_range_m=p['min_range_m'],
-            max_range_m=p['max_range_m'], baseline_s=p['baseline_s'],
-            max_baseline_s=p['max_baseline_s'], min_valid_fraction=p['min_valid_fraction'])
+        self.scene_config = self._scene_config(p)
         self.level_config = AlertLevelConfig(
             caution_speed_mps=p['caution_speed_mps'], caution_tti_s=p['caution_tti_s'],
             warning_speed_mps=p['speed_threshold_mps'], warning_tti_s=p['tti_threshold_s'],
@@ -125,6 +132,26 @@ class TimeToImpactNode(Node):
         self.get_logger().info(
             f"time_to_impact: source={source} tracks={p['tracks_enabled']} -> "
             f"{self.alert_pub.topic_name}")
+
+    @staticmethod
+    def _scene_config(p):
+        """Camera ROI and noise for depth; the LiDAR preset (whole forward sector, constant
+        range noise) for scans and clouds. Negative noise parameters keep the source's default."""
+        common = dict(
+            min_motion_m=p['min_motion_m'], speed_threshold_mps=p['speed_threshold_mps'],
+            tti_threshold_s=p['tti_threshold_s'], min_range_m=p['min_range_m'],
+            max_range_m=p['max_range_m'], baseline_s=p['baseline_s'],
+            max_baseline_s=p['max_baseline_s'], min_valid_fraction=p['min_valid_fraction'],
+            roi_stride=p['roi_stride'], detect_sigmas=p['detect_sigmas'],
+            require_step_check=p['require_step_check'], max_speed_mps=p['max_speed_mps'])
+        for name in ('noise_k', 'noise_floor_m'):
+            if p[name] >= 0:
+                common[name] = p[name]
+        if p['source'] in ('laserscan', 'pointcloud'):
+            return lidar_scene_config(**common)
+        return SceneTTIConfig(roi_col_min=p['roi_col_min'], roi_col_max=p['roi_col_max'],
+                              roi_row_min=p['roi_row_min'], roi_row_max=p['roi_row_max'],
+                              **common)
 
     # ---------------------------------------------------------------- inputs
     def on_camera_info(self, msg):
