@@ -16,8 +16,9 @@ TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 IMAGE = 'sensor_msgs/msg/Image'
 CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 LASERSCAN = 'sensor_msgs/msg/LaserScan'
+POINTCLOUD = 'sensor_msgs/msg/PointCloud2'
 DEFAULT_TOPICS = {'depth': '/depth/image_raw', 'camera_info': '/depth/camera_info',
-                  'scan': '/scan', 'color': '/camera/image_raw',
+                  'scan': '/scan', 'points': '/points', 'color': '/camera/image_raw',
                   'color_info': '/camera/camera_info'}
 
 
@@ -72,6 +73,31 @@ def laserscan_message(ranges_m, angle_min, angle_increment, stamp_s, frame_id, r
         intensities=np.zeros(0, dtype=np.float32))
 
 
+def pointcloud_message(xyz, stamp_s, frame_id):
+    """A rosbags sensor_msgs/PointCloud2 of Nx3 float32 points (x, y, z fields, unorganised)."""
+    types = _types()
+    xyz = np.ascontiguousarray(xyz, dtype='<f4')
+    fields = [types['sensor_msgs/msg/PointField'](name=n, offset=4 * i, datatype=7, count=1)
+              for i, n in enumerate('xyz')]
+    return types[POINTCLOUD](
+        header=_header(stamp_s, frame_id), height=1, width=len(xyz), fields=fields,
+        is_bigendian=False, point_step=12, row_step=12 * len(xyz),
+        data=np.frombuffer(xyz.tobytes(), dtype=np.uint8), is_dense=True)
+
+
+def depth_to_lidar_points(depth_m, camera, stride=4):
+    """Back-project a depth image into points in a REP 103 sensor frame (x forward, y left,
+    z up), every `stride`-th pixel; invalid depth gives no point."""
+    rows = np.arange(0, depth_m.shape[0], stride)
+    cols = np.arange(0, depth_m.shape[1], stride)
+    z = depth_m[np.ix_(rows, cols)].astype(np.float32)
+    u, v = np.meshgrid(cols.astype(np.float32), rows.astype(np.float32))
+    x_cam = (u - camera.cx) * z / camera.fx
+    y_cam = (v - camera.cy) * z / camera.fy
+    ok = np.isfinite(z) & (z > 0)
+    return np.stack([z[ok], -x_cam[ok], -y_cam[ok]], axis=1)
+
+
 class BagWriter:
     """Writes messages into a new MCAP rosbag2 directory (replacing an existing one)."""
 
@@ -113,12 +139,13 @@ def bag_topics(path):
 
 
 def write_scenario_bag(scenario, path, encoding='16UC1', frame_id='camera_depth_optical_frame',
-                       scan_frame_id='laser', with_scan=True, topics=None):
+                       scan_frame_id='laser', with_scan=True, with_points=False, topics=None):
     """Write a depth scenario (edge_perception.core.scenarios.Scenario) as a rosbag2.
 
     Per frame: the depth image (16UC1 millimetres or 32FC1 metres), its camera info, and, with
     with_scan, a LaserScan of the same scene along the image's middle row (uniform angles over the
-    camera's horizontal field of view; range = z / cos(angle)). Returns the bag path.
+    camera's horizontal field of view; range = z / cos(angle)); with with_points, a PointCloud2
+    of the depth back-projected into a REP 103 frame (every 4th pixel). Returns the bag path.
     """
     topics = dict(DEFAULT_TOPICS, **(topics or {}))
     camera = scenario.camera
@@ -150,4 +177,8 @@ def write_scenario_bag(scenario, path, encoding='16UC1', frame_id='camera_depth_
                           laserscan_message(z / np.cos(angles), angles[0],
                                             angles[1] - angles[0], frame.stamp_s,
                                             scan_frame_id), frame.stamp_s)
+            if with_points:
+                bag.write(topics['points'], POINTCLOUD,
+                          pointcloud_message(depth_to_lidar_points(depth, camera), frame.stamp_s,
+                                             scan_frame_id), frame.stamp_s)
     return pathlib.Path(path)

@@ -120,6 +120,30 @@ def test_laserscan_source(bag_dir, tmp_path):
         graph.shutdown()
 
 
+def test_pointcloud_source(bag_dir, tmp_path):
+    params = tmp_path / 'points.yaml'
+    params.write_text('/**/time_to_impact:\n  ros__parameters:\n    source: pointcloud\n')
+    graph = NodeGraph(['time_to_impact', 'haptic_alert'], [CONFIG, params], namespace='cloud')
+    graph.spin_in_background()
+    try:
+        probe = collision_probe(graph)
+        for name, expect in (('approach', True), ('cross', False)):
+            scenario = scenario_by_name(name)
+            bag = write_scenario_bag(scenario, bag_dir / f'cloud_{name}', with_scan=False,
+                                     with_points=True)
+            figures, alerts, _ = replay_collision_scenario(graph, probe, scenario, bag,
+                                                           ['/points'])
+            RESULTS[f'pointcloud_{name}'] = figures.summary()
+            assert coverage(figures, alerts, scenario) >= 0.9
+            if expect:
+                assert not figures.missed and figures.lead_time_s >= 2.0, figures.summary()
+                assert figures.median_tti_rel_error <= 0.10
+            else:
+                assert figures.false_alert_frames == 0, figures.summary()
+    finally:
+        graph.shutdown()
+
+
 def test_print_figures(chain):
     """Print the figures table (pytest -s) for the closing note; runs last in this module."""
     for name, summary in RESULTS.items():
