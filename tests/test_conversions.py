@@ -122,3 +122,14 @@ def test_stamp_round_trip():
     stamp = seconds_to_stamp(12.9999999999)
     assert stamp.nanosec < 1_000_000_000
     assert stamp_to_seconds(seconds_to_stamp(1234.5678)) == pytest.approx(1234.5678, abs=1e-9)
+
+
+def test_laserscan_with_unusable_angles_is_refused():
+    msg = LaserScan()
+    msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max = 0.0, 0.0, 0.1, 10.0
+    msg.ranges = [1.0, 2.0]
+    with pytest.raises(ImageConversionError, match='angles unusable'):
+        laserscan_to_ranges(msg)
+    msg.angle_increment, msg.range_max = 0.01, float('nan')
+    with pytest.raises(ImageConversionError, match='range limits'):
+        laserscan_to_ranges(msg)

@@ -189,7 +189,19 @@ def pointcloud_to_xyz(msg):
 
 
 def laserscan_to_ranges(msg):
-    """Return (angles_rad, ranges_m) of a sensor_msgs/LaserScan; invalid ranges are NaN."""
+    """Return (angles_rad, ranges_m) of a sensor_msgs/LaserScan; invalid ranges are NaN.
+
+    Raises ImageConversionError when the angles are not finite or the increment is zero, or the
+    range limits are NaN (the scan cannot be placed or judged).
+    """
+    if not (math.isfinite(msg.angle_min) and math.isfinite(msg.angle_increment)
+            and msg.angle_increment != 0.0):
+        raise ImageConversionError(
+            f'laser scan angles unusable: angle_min={msg.angle_min}, '
+            f'angle_increment={msg.angle_increment}')
+    if math.isnan(msg.range_min) or math.isnan(msg.range_max):
+        raise ImageConversionError(
+            f'laser scan range limits are NaN: [{msg.range_min}, {msg.range_max}]')
     ranges = np.asarray(msg.ranges, dtype=np.float32).copy()
     angles = msg.angle_min + np.arange(ranges.size, dtype=np.float32) * msg.angle_increment
     invalid = ~np.isfinite(ranges) | (ranges < msg.range_min) | (ranges > msg.range_max)

@@ -109,11 +109,28 @@ class HapticAlertNode(Node):
         """Render one alert at once (escalations are never delayed)."""
         started = time.perf_counter()
         self.alerts.arrived()
+        msg = self._checked(msg)
         self._last_alert = msg
         self._last_alert_rx = time.monotonic()
         self._upstream_lost_logged = False
         self._render(msg.level, msg.bearing_rad, msg.header, time.monotonic())
         self.diagnostics.latency.add((time.perf_counter() - started) * 1e3)
+
+    def _checked(self, msg):
+        """A malformed alert (unknown level) is rendered as SENSOR_LOST, the device's "I cannot
+        tell you" pattern, and reported; an infinite bearing means 'direction unknown'."""
+        error = ''
+        if msg.level > CollisionAlert.LEVEL_SENSOR_LOST:
+            error = f'unknown alert level {msg.level}: rendered as SENSOR_LOST'
+            msg.level = CollisionAlert.LEVEL_SENSOR_LOST
+        if not math.isfinite(msg.bearing_rad):
+            msg.bearing_rad = math.nan
+        if error:
+            self.alerts.reject(error)
+            self.get_logger().error(error, throttle_duration_sec=5.0)
+        else:
+            self.alerts.accepted()
+        return msg
 
     def on_update(self):
         """Watch upstream silence, re-send keep-alives, service the serial link."""

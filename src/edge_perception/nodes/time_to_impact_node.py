@@ -226,8 +226,8 @@ class TimeToImpactNode(Node):
             self._last_valid_rx = self._now_s()
         else:
             self.input.reject(estimate.reason)
-        level = self.level_filter.update(estimate.speed_mps, estimate.tti_s, estimate.valid,
-                                         stamp_to_seconds(header.stamp))
+        level = self._filter_level(estimate.speed_mps, estimate.tti_s, estimate.valid,
+                                   stamp_to_seconds(header.stamp))
         alert = self._alert_from_scene(header, estimate, level)
         self._merge_object_alert(alert)
         self._publish(alert)
@@ -288,9 +288,19 @@ class TimeToImpactNode(Node):
             if not obj.alert:
                 tti = math.inf   # crossing tracks (CPA outside the corridor) raise no level
         msg.confidence = 1.0
-        msg.level = int(self.level_filter.update(speed, tti, True,
-                                                 stamp_to_seconds(header.stamp)))
+        msg.level = int(self._filter_level(speed, tti, True, stamp_to_seconds(header.stamp)))
         self._publish(msg)
+
+    def _filter_level(self, speed, tti, valid, stamp):
+        """Level of this frame; a stamp going back (bag loop, sensor restart) resets the filter
+        (escalation is immediate again once estimates resume)."""
+        try:
+            return self.level_filter.update(speed, tti, valid, stamp)
+        except ValueError as error:
+            self.get_logger().warning(f'{error}; resetting alert levels',
+                                      throttle_duration_sec=5.0)
+            self.level_filter.reset()
+            return self.level_filter.update(speed, tti, valid, stamp)
 
     # ---------------------------------------------------------------- watchdog
     def on_watchdog(self):
