@@ -16,6 +16,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.py')),
         ('share/' + package_name + '/config', glob('config/*.yaml')),
+        ('share/' + package_name + '/config/profiles', glob('config/profiles/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,
@@ -31,6 +32,7 @@ setup(
             'detector_node = edge_perception.nodes.detector_node:main',
             'tracker_node = edge_perception.nodes.tracker_node:main',
             'crack_segmentation_node = edge_perception.nodes.crack_segmentation_node:main',
+            'markers_node = edge_perception.nodes.markers_node:main',
         ],
     },
 )

@@ -61,7 +61,8 @@ def shipped_model(folder, suffixes=('.onnx',)):
         found = sorted(base.glob(f'*{suffix}'))
         if found:
             return found[0]
-    return base / f'<no {"/".join(suffixes)} model shipped>'
+    raise FileNotFoundError(f'model_path is empty and no {"/".join(suffixes)} model is '
+                            f'shipped in {base}')
 
 
 class DetectorNode(Node):
@@ -93,8 +94,8 @@ class DetectorNode(Node):
         p = self.params
         self._next_load_try = time.monotonic() + p['model_retry_s']
         if self.detector is None:
-            path = p['model_path'] or str(shipped_model('detector'))
             try:
+                path = p['model_path'] or str(shipped_model('detector'))
                 self.detector = YoloDetector(
                     path, conf=p['confidence_threshold'], iou=p['iou_threshold'],
                     imgsz=p['imgsz'] or None, device=p['device'],

@@ -24,6 +24,7 @@ NODE_TYPES = {
     'detector': 'edge_perception.nodes.detector_node:DetectorNode',
     'tracker': 'edge_perception.nodes.tracker_node:TrackerNode',
     'crack_segmentation': 'edge_perception.nodes.crack_segmentation_node:CrackSegmentationNode',
+    'markers': 'edge_perception.nodes.markers_node:MarkersNode',
 }
 
 

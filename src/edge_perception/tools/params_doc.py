@@ -12,6 +12,7 @@ NODE_MODULES = {
     'detector': 'edge_perception.nodes.detector_node',
     'tracker': 'edge_perception.nodes.tracker_node',
     'crack_segmentation': 'edge_perception.nodes.crack_segmentation_node',
+    'markers': 'edge_perception.nodes.markers_node',
 }
 
 

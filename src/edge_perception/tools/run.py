@@ -8,9 +8,13 @@ def register(subparsers):
         'run', help='run nodes in one process from params YAML files',
         description='Start the named nodes in one process (real rclpy over DDS) with the given '
                     'params files, like a launch file would; Ctrl-C stops them.')
-    parser.add_argument('--nodes', nargs='+', required=True,
+    parser.add_argument('--profile', default=None,
+                        help='a bringup profile (config/profiles/<name>.yaml or a path): '
+                             'nodes, params files, use_sim_time and overrides in one name; '
+                             '--nodes/--params-file/--use-sim-time add to it')
+    parser.add_argument('--nodes', nargs='+', default=[],
                         help='node types: time_to_impact haptic_alert detector tracker '
-                             'crack_segmentation')
+                             'crack_segmentation markers')
     parser.add_argument('--params-file', action='append', default=[], type=pathlib.Path,
                         help='ROS params YAML (repeatable)')
     parser.add_argument('--use-sim-time', action='store_true', help='follow /clock')
@@ -22,10 +26,28 @@ def register(subparsers):
 
 def run(args):
     """Run the graph until interrupted."""
-    for path in args.params_file:
-        if not path.is_file():
+    from edge_perception.nodes.runner import NODE_TYPES, run_graph
+    nodes, params_files, use_sim_time = list(args.nodes), list(args.params_file), None
+    if args.profile:
+        from edge_perception.profiles import load_profile, ProfileError
+        try:
+            profile = load_profile(args.profile, known_nodes=NODE_TYPES)
+        except ProfileError as error:
+            raise SystemExit(f'profile {args.profile!r}: {error}')
+        print(f'[run] profile {profile.name}: {profile.description}')
+        nodes = list(profile.nodes) + [n for n in nodes if n not in profile.nodes]
+        params_files = list(profile.params_files) + (
+            [profile.overrides_file] if profile.overrides_file else []) + params_files
+        use_sim_time = profile.use_sim_time
+    if not nodes:
+        raise SystemExit('nothing to run: give --profile or --nodes')
+    unknown = [n for n in nodes if n not in NODE_TYPES]
+    if unknown:
+        raise SystemExit(f'unknown node types {unknown}; known: {sorted(NODE_TYPES)}')
+    for path in params_files:
+        if not pathlib.Path(path).is_file():
             raise SystemExit(f'params file not found: {path}')
-    from edge_perception.nodes.runner import run_graph
-    run_graph(args.nodes, args.params_file, True if args.use_sim_time else None,
-              args.namespace, args.extra)
+    if args.use_sim_time:
+        use_sim_time = True
+    run_graph(nodes, params_files, use_sim_time, args.namespace, args.extra)
     return 0
