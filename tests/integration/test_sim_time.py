@@ -139,10 +139,6 @@ def test_sensor_lost_when_sim_time_moves_on_without_data(run):
     assert commands, 'the haptic device was not told'
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'time_to_impact watchdog: after /clock jumps back (bag loop, simulation reset) '
-    'now - _last_valid_rx is negative, so SENSOR_LOST stays off until the clock passes the '
-    'last valid time again (reported to the lead; to be fixed in the node)'))
 def test_sensor_lost_after_the_clock_jumps_back(run):
     # Sensor silent for 1 s of simulated time after the jump: SENSOR_LOST, stamped after it.
     lost = [m for m, _ in run['after_jump_back'] if m.level == LOST]

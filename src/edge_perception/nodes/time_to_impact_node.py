@@ -307,6 +307,9 @@ class TimeToImpactNode(Node):
         """SENSOR_LOST when no usable input arrived for sensor_timeout_s (node clock)."""
         now = self._now_s()
         last = self._last_valid_rx
+        if last is not None and now < last:
+            # The clock jumped back (bag loop, simulation reset): count silence from the jump.
+            self._last_valid_rx = last = now
         silent_for = math.inf if last is None else now - last
         if silent_for <= self.params['sensor_timeout_s']:
             self._lost_reported = False
