@@ -569,3 +569,15 @@ def test_render_helper_feeds_the_estimator_box_list():
     assert estimate.speed_mps == pytest.approx(-2.5, rel=1e-3)
     assert estimate.distance_m == pytest.approx(4.0 - 2.5 * 11 / 30.0, rel=1e-4)
     assert estimate.bearing_rad > 0.05                     # box is left of the axis
+
+
+def test_warm_up_is_flagged_as_usable_input_not_a_fault():
+    from edge_perception.core.scenarios import scenario_by_name
+    estimator = DepthTTIEstimator()
+    first = [estimator.update(f.depth_m, f.stamp_s)
+             for f in scenario_by_name('static').frames[:12]]
+    assert not first[0].valid and first[0].warming_up
+    assert any(e.valid for e in first) and all(e.warming_up for e in first if not e.valid)
+    holes = np.full((480, 640), np.nan, np.float32)
+    bad = estimator.update(holes, 10.0)
+    assert not bad.valid and not bad.warming_up

@@ -79,6 +79,8 @@ class TTIEstimate:
     support: int = 0       # number of samples the distance and speed are computed from
     baseline_s: float = math.nan   # time between the reference frame and this one
     step_check: bool = False       # whether a mid frame was available to reject depth steps
+    warming_up: bool = False       # input usable, but the history is still too short for an
+                                   # estimate (after start-up or a gap): not a sensor fault
 
 
 @dataclass
@@ -363,8 +365,9 @@ class DepthTTIEstimator:
             self._stamps.pop(0)
         return estimate
 
-    def _invalid(self, reason, confidence=0.0):
-        return TTIEstimate(speed_mps=math.nan, tti_s=math.nan, distance_m=math.nan, alert=False,
+    def _invalid(self, reason, confidence=0.0, warming_up=False):
+        return TTIEstimate(warming_up=warming_up,
+                           speed_mps=math.nan, tti_s=math.nan, distance_m=math.nan, alert=False,
                            confidence=confidence, bearing_rad=math.nan, valid=False,
                            reason=reason)
 
@@ -377,7 +380,7 @@ class DepthTTIEstimator:
         ref, mid = self._pick_frames(stamp, cfg.baseline_s)
         if ref is None:
             if not self._stamps:
-                return self._invalid('no reference frame yet', valid_fraction)
+                return self._invalid('no reference frame yet', valid_fraction, warming_up=True)
             gap = stamp - self._stamps[-1]
             if gap > cfg.max_baseline_s:
                 text = (f'no reference frame: gap {gap:.2f} s > max_baseline_s '
@@ -385,7 +388,7 @@ class DepthTTIEstimator:
             else:
                 text = (f'no reference frame yet (history {stamp - self._stamps[0]:.2f} s < '
                         f'baseline {cfg.baseline_s:.2f} s)')
-            return self._invalid(text, valid_fraction)
+            return self._invalid(text, valid_fraction, warming_up=True)
         if mid is None and cfg.require_step_check:
             return self._invalid(
                 'no frame between the reference and now for the step check (frames too far '

@@ -221,7 +221,8 @@ class TimeToImpactNode(Node):
             self.get_logger().error(f'{self.input.name} rejected: {error}',
                                     throttle_duration_sec=5.0)
             return
-        if estimate.valid:
+        if estimate.valid or estimate.warming_up:
+            # Usable input keeps the watchdog quiet, also while the history fills up.
             self.input.accepted()
             self._last_valid_rx = self._now_s()
         else:
@@ -323,7 +324,7 @@ class TimeToImpactNode(Node):
         msg.bearing_rad = math.nan
         msg.track_id = -1
         msg.source = _SOURCE_CODE.get(self.params['source'], CollisionAlert.SOURCE_TRACKS)
-        msg.reason = ('no input yet' if last is None else
+        msg.reason = ('no usable input yet' if last is None else
                       f'no valid {self.input.name} for {silent_for:.2f} s')
         if self.input.last_error:
             msg.reason += f' (last error: {self.input.last_error})'

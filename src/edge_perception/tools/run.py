@@ -1,5 +1,6 @@
 """`edge-perception run`: start nodes in one process from params files (the dev/CI launcher)."""
 import pathlib
+import tempfile
 
 
 def register(subparsers):
@@ -28,10 +29,12 @@ def run(args):
     """Run the graph until interrupted."""
     from edge_perception.nodes.runner import NODE_TYPES, run_graph
     nodes, params_files, use_sim_time = list(args.nodes), list(args.params_file), None
+    overrides_dir = tempfile.TemporaryDirectory(prefix='edge_perception_profile_')
     if args.profile:
         from edge_perception.profiles import load_profile, ProfileError
         try:
-            profile = load_profile(args.profile, known_nodes=NODE_TYPES)
+            profile = load_profile(args.profile, known_nodes=NODE_TYPES,
+                                   overrides_dir=overrides_dir.name)
         except ProfileError as error:
             raise SystemExit(f'profile {args.profile!r}: {error}')
         print(f'[run] profile {profile.name}: {profile.description}')
@@ -49,5 +52,6 @@ def run(args):
             raise SystemExit(f'params file not found: {path}')
     if args.use_sim_time:
         use_sim_time = True
-    run_graph(nodes, params_files, use_sim_time, args.namespace, args.extra)
+    with overrides_dir:    # the profile's overrides file lives as long as the graph
+        run_graph(nodes, params_files, use_sim_time, args.namespace, args.extra)
     return 0
