@@ -98,6 +98,14 @@ def test_pt_and_onnx_agree():
         assert max(iou(det.box_xyxy, o.box_xyxy) for o in onnx) > 0.95
 
 
+def test_onnx_cpu_threads_setting_gives_the_same_detections():
+    frame = load_frame('waste_02')
+    default = YoloDetector(DEFAULT_MODEL_DIR / 'waste_detector.onnx').detect(frame).detections
+    one = YoloDetector(DEFAULT_MODEL_DIR / 'waste_detector.onnx', cpu_threads=1).detect(frame)
+    np.testing.assert_allclose([d.box_xyxy for d in one.detections],
+                               [d.box_xyxy for d in default], atol=1e-3)
+
+
 def test_detections_fuse_with_sample_depth_to_true_depth():
     camera = yaml.safe_load((SAMPLES_DIR / 'camera.yaml').read_text())
     k = CameraIntrinsics.from_k(camera['k'], camera['width'], camera['height'])

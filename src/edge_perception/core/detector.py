@@ -94,7 +94,7 @@ class YoloDetector:
     """An Ultralytics YOLO model (detect or segment) loaded once, run per frame."""
 
     def __init__(self, model_path, conf=0.25, iou=0.45, imgsz=None, device='cpu',
-                 class_names: Optional[Sequence[str]] = None, max_det=100):
+                 class_names: Optional[Sequence[str]] = None, max_det=100, cpu_threads=None):
         """Load and warm up the model; raise a DetectorError subclass on any problem.
 
         Args:
@@ -104,6 +104,10 @@ class YoloDetector:
                 Exported .onnx/.engine models have a fixed size and refuse another one.
             device: 'cpu' or 'cuda:N'. An .engine always runs on CUDA ('cpu' means cuda:0).
             class_names: expected class names in id order; must equal the model's names.
+            cpu_threads: CPU threads for inference (None = library default). For .onnx on CPU
+                it sets ONNX Runtime's intra-op threads of this model's session (its default,
+                one per core, spins and slows down badly on a CPU shared with other work); for
+                .pt it calls torch.set_num_threads, which is process-wide.
         """
         path = Path(model_path)
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -116,6 +120,8 @@ class YoloDetector:
             raise DetectorError(f'conf and iou must be in [0, 1], got conf={conf}, iou={iou}')
         if int(max_det) < 1:
             raise DetectorError(f'max_det must be >= 1, got {max_det}')
+        if cpu_threads is not None and int(cpu_threads) < 1:
+            raise DetectorError(f'cpu_threads must be >= 1, got {cpu_threads}')
         self.model_path = path
         self.backend = _backend_of(path)
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
@@ -130,6 +136,9 @@ class YoloDetector:
             # Warm-up: builds the backend (ONNX Runtime session / TensorRT context) now, so a
             # corrupt file fails here with its path, not at the first frame.
             if self.backend == 'pt':
+                if cpu_threads is not None:
+                    import torch
+                    torch.set_num_threads(int(cpu_threads))
                 self.imgsz = int(imgsz) if imgsz is not None else self._trained_imgsz()
                 self._predict(np.zeros((self.imgsz, self.imgsz, 3), np.uint8))
             else:
@@ -144,6 +153,8 @@ class YoloDetector:
                         f'{path} was exported for imgsz={fixed}; imgsz={imgsz} needs a '
                         're-export (edge-perception export --imgsz N)')
                 self.imgsz = int(imgsz) if imgsz is not None else fixed
+                if cpu_threads is not None and self.backend == 'onnx':
+                    self._set_onnx_threads(int(cpu_threads))
         except DetectorError:
             raise
         except Exception as exc:  # Ultralytics/torch/onnxruntime raise many types
@@ -157,6 +168,23 @@ class YoloDetector:
             raise ClassNamesMismatchError(
                 f'configured class_names {list(class_names)} disagree with the names in '
                 f'{path}: {self.class_names}')
+
+    def _set_onnx_threads(self, threads):
+        """Rebuild this model's ONNX Runtime CPU session with `threads` intra-op threads.
+
+        Ultralytics builds the session with default options and does not expose them, so the
+        session of its ONNX backend is replaced by an equivalent one (same file, providers).
+        """
+        backend = getattr(self._model.predictor.model, 'backend', None)
+        session = getattr(backend, 'session', None)
+        if session is None or getattr(backend, 'use_io_binding', False):
+            raise DetectorError('cpu_threads applies to ONNX Runtime on CPU only')
+        import onnxruntime
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        backend.session = onnxruntime.InferenceSession(
+            str(self.model_path), options, providers=session.get_providers())
 
     def _trained_imgsz(self):
         """The input size a .pt model was trained at (its checkpoint's train args), else 640."""

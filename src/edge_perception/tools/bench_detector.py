@@ -74,8 +74,8 @@ def register(subparsers):
                         help='comma-separated subset of pt,onnx,engine')
     parser.add_argument('--seconds', type=float, default=60.0, help='timed run per backend')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads (default: torch default). ONNX Runtime keeps its '
-                             'own default (one thread per core): Ultralytics does not expose it')
+                        help='CPU threads for torch and ONNX Runtime (default: the libraries '
+                             'defaults, one per core)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda:N' for pt and onnx")
     parser.set_defaults(func=run)
 
@@ -92,11 +92,7 @@ def run(args):
         print('bench-detector: --seconds must be > 0', file=sys.stderr)
         return 2
     import os
-    if args.threads:
-        os.environ['OMP_NUM_THREADS'] = str(args.threads)
     import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from edge_perception.core.detector import DetectorError, YoloDetector
 
     base = Path(args.model) if args.model else default_model_path()
@@ -109,7 +105,7 @@ def run(args):
         'seconds_per_backend': args.seconds,
         'sample_frames': [f'{f.shape[1]}x{f.shape[0]}' for f in frames],
         'host': {'machine': platform.machine(), 'processor': platform.processor(),
-                 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+                 'cpu_count': os.cpu_count(), 'threads_requested': args.threads,
                  'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         'backends': {},
     }
@@ -119,7 +115,8 @@ def run(args):
             report['backends'][backend] = {'available': False, 'reason': f'no file {path}'}
             continue
         try:
-            detector = YoloDetector(path, device=args.device)
+            detector = YoloDetector(path, device=args.device,
+                                    cpu_threads=args.threads if backend != 'engine' else None)
         except DetectorError as exc:
             report['backends'][backend] = {'available': False, 'reason': str(exc)}
             continue
