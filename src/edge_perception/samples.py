@@ -100,15 +100,18 @@ def crack_frames(depth_m=0.5, fx=1000.0, start_s=200.0, period_s=0.5):
     return frames
 
 
-def write_crack_bag(path, frames, frame_id='inspection_camera_optical_frame'):
-    """Crack frames (possibly of different sizes) as rgb8 + 32FC1 depth + camera info."""
+def write_crack_bag(path, frames, frame_id='inspection_camera_optical_frame', prefix='/camera'):
+    """Write crack frames (of any sizes) as rgb8 + 32FC1 depth + camera info.
+
+    Topics: `<prefix>/image_raw`, `<prefix>/depth_registered/image_raw`, `<prefix>/camera_info`.
+    """
     with BagWriter(path) as bag:
         for stamp, rgb, depth, _, _, k in frames:
             h, w = rgb.shape[:2]
-            bag.write('/camera/image_raw', IMAGE, image_message(rgb, 'rgb8', stamp, frame_id),
-                      stamp)
-            bag.write('/camera/depth_registered/image_raw', IMAGE,
+            bag.write(f'{prefix}/image_raw', IMAGE,
+                      image_message(rgb, 'rgb8', stamp, frame_id), stamp)
+            bag.write(f'{prefix}/depth_registered/image_raw', IMAGE,
                       image_message(depth, '32FC1', stamp, frame_id), stamp)
-            bag.write('/camera/camera_info', CAMERA_INFO,
+            bag.write(f'{prefix}/camera_info', CAMERA_INFO,
                       camera_info_message(w, h, k[0], k[4], k[2], k[5], stamp, frame_id), stamp)
     return pathlib.Path(path)

@@ -8,6 +8,7 @@ import math
 import pathlib
 
 from edge_perception.conversions import stamp_to_seconds
+from edge_perception.core.detection_metrics import greedy_match
 from edge_perception.nodes.common import DATA_QOS
 from edge_perception.nodes.replay import play_bag, Probe, wait_until
 from edge_perception.nodes.runner import NodeGraph
@@ -21,14 +22,6 @@ MODEL = next(iter(sorted((ROOT / 'src/edge_perception/models/detector').glob('*.
 POSITION_TOLERANCE_M = 0.05     # stated 3D error bound (depth noise of the samples ~mm)
 
 pytestmark = pytest.mark.skipif(MODEL is None, reason='no shipped detector model (.onnx)')
-
-
-def iou(a, b):
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def box_of(d):
@@ -63,14 +56,8 @@ def run(tmp_path_factory):
 
 def match(truth, detections):
     """Greedy IoU >= 0.5 matching: list of (truth object, detection)."""
-    pairs, used = [], set()
-    for obj in truth:
-        best = max(((iou(obj['box_xyxy'], box_of(d)), i) for i, d in enumerate(detections)
-                    if i not in used), default=(0.0, None))
-        if best[0] >= 0.5:
-            used.add(best[1])
-            pairs.append((obj, detections[best[1]]))
-    return pairs
+    pairs = greedy_match([obj['box_xyxy'] for obj in truth], [box_of(d) for d in detections])
+    return [(truth[t], detections[p]) for t, p in pairs]
 
 
 def test_detections_match_the_labels(run):
