@@ -98,3 +98,27 @@ def test_velocity_least_squares_on_noisy_irregular_samples():
     v = velocity_least_squares(t, p + rng.normal(0, 1e-4, p.shape))
     np.testing.assert_allclose(v, (0.3, -0.2, 0.0), atol=2e-3)
     assert velocity_least_squares([1.0, 1.0], [[0, 0, 0], [1, 1, 1]]) is None
+
+
+def test_a_track_lost_too_long_is_not_revived_by_the_next_frame_after_a_gap():
+    # Regression: expiry by stamp ran after ByteTrack's association, so the first frame after
+    # a long gap could re-activate a stale track on a different object at the same place.
+    tracker = ObjectTracker(TrackerConfig(lost_track_s=1.0))
+    box = [[100, 100, 160, 160]]
+    first = tracker.update(0.0, box, [0.9], [0])[0].track_id
+    tracker.update(0.1, box, [0.9], [0])
+    tracker.update(0.2, np.zeros((0, 4)), [], [])      # the object leaves: track lost
+    after_gap = tracker.update(2.5, box, [0.9], [0])   # another object, 2.3 s later
+    assert all(t.track_id != first for t in after_gap)
+    assert all(t.track_id != first for t in tracker.update(2.6, box, [0.9], [0]))
+
+
+def test_a_track_matched_just_before_a_long_gap_expires_too():
+    # ByteTrack counts frames: right after a 2 s gap a track matched in the previous frame is
+    # still "tracked"; by stamp time it is long gone and must not take a new object.
+    tracker = ObjectTracker(TrackerConfig(lost_track_s=1.0))
+    box = [[100, 100, 160, 160]]
+    tracker.update(0.0, box, [0.9], [0])
+    first = tracker.update(0.1, box, [0.9], [0])[0].track_id
+    assert all(t.track_id != first for t in tracker.update(2.1, box, [0.9], [0]))
+    assert all(t.track_id != first for t in tracker.update(2.2, box, [0.9], [0]))

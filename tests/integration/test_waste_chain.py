@@ -108,6 +108,12 @@ def test_track_ids_are_stable_across_frames(run):
             ids_of.setdefault((obj['sequence'], obj['source']), set()).add(det.track_id)
     assert ids_of, 'no tracks matched the labels'
     switches = sum(len(ids) - 1 for ids in ids_of.values())
+    owners = {}
+    for obj, ids in ids_of.items():
+        for track_id in ids:
+            owners.setdefault(track_id, set()).add(obj)
+    shared = {i: o for i, o in owners.items() if len(o) > 1}
+    assert not shared, f'track ids reused for different objects: {shared}'
     print(f'waste chain: {len(ids_of)} objects tracked, {switches} ID switches')
     assert switches <= max(1, len(ids_of) // 10)
     # Objects moving at 6 px per 0.2 s get a velocity estimate.

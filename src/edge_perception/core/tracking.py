@@ -171,6 +171,9 @@ class ObjectTracker:
 
         xywh = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2,
                                 boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]])
+        # Expire by stamp time first: after a gap, a stale lost track must not take the frame's
+        # detections in the association below (ByteTrack counts frames, not seconds).
+        self._expire_lost(stamp_s)
         rows = self._tracker.update(_DetectionBatch(xywh, conf, cls))
         tracks = []
         for row in np.asarray(rows).reshape(-1, 8):
@@ -199,14 +202,19 @@ class ObjectTracker:
         return tracks
 
     def _expire_lost(self, stamp_s):
-        """Drop lost tracks whose last match is older than lost_track_s (stamp time)."""
+        """Drop tracks whose last match is older than lost_track_s (stamp time).
+
+        Tracked ones too: after a gap in the stream ByteTrack still counts a track matched in
+        the previous frame as tracked, however long ago that frame was.
+        """
         tracker = self._tracker
-        for strack in list(tracker.lost_stracks):
-            seen = self._last_seen.get(strack.track_id)
-            if seen is not None and stamp_s - seen > self.config.lost_track_s:
-                strack.mark_removed()
-                tracker.lost_stracks.remove(strack)
-                tracker.removed_stracks.append(strack)
+        for pool in (tracker.tracked_stracks, tracker.lost_stracks):
+            for strack in list(pool):
+                seen = self._last_seen.get(strack.track_id)
+                if seen is not None and stamp_s - seen > self.config.lost_track_s:
+                    strack.mark_removed()
+                    pool.remove(strack)
+                    tracker.removed_stracks.append(strack)
         live = {t.track_id for t in tracker.tracked_stracks} | {
             t.track_id for t in tracker.lost_stracks}
         for track_id in list(self._history):
