@@ -35,8 +35,19 @@ class ImageConversionError(ValueError):
     """A sensor_msgs/Image that cannot be read as it claims to be."""
 
 
+def _byte_buffer(data):
+    """uint8 view of a message's byte field (bytes, array.array from rclpy, list in tests)."""
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:
+        return np.frombuffer(bytes(data), dtype=np.uint8)
+
+
 def image_to_numpy(msg):
-    """Return the pixels of a sensor_msgs/Image as an HxW or HxWxC array (a copy).
+    """Return the pixels of a sensor_msgs/Image as an HxW or HxWxC array.
+
+    The array may be a read-only view of the message's buffer (unpadded rows, native byte
+    order); copy it before writing into it.
 
     Raises ImageConversionError on unknown encodings, sizes that disagree with the data, or an
     empty image.
@@ -55,16 +66,21 @@ def image_to_numpy(msg):
         raise ImageConversionError(
             f'step {step} is smaller than one row of {width} px x {channels} ch x {itemsize} B '
             f'= {row_bytes} B ({encoding})')
-    data = msg.data
-    buf = data if isinstance(data, (bytes, bytearray, memoryview)) else bytes(data)
-    if len(buf) < step * height:
+    buf = _byte_buffer(msg.data)
+    if buf.size < step * height:
         raise ImageConversionError(
-            f'data has {len(buf)} B but height {height} x step {step} needs {step * height} B')
-    rows = np.frombuffer(buf, dtype=np.uint8, count=step * height).reshape(height, step)
-    pixels = rows[:, :row_bytes].copy().view(dtype)
-    swap = bool(msg.is_bigendian) != (sys.byteorder == 'big')
-    if itemsize > 1 and swap:
-        pixels = pixels.byteswap()
+            f'data has {buf.size} B but height {height} x step {step} needs {step * height} B')
+    rows = buf[:step * height].reshape(height, step)
+    swap = itemsize > 1 and bool(msg.is_bigendian) != (sys.byteorder == 'big')
+    if step == row_bytes and not swap:
+        # Unpadded and native order: a read-only view of the message, no copy (large images
+        # arrive every frame and the callers only read them).
+        pixels = rows.view(dtype)
+        pixels.flags.writeable = False
+    else:
+        pixels = rows[:, :row_bytes].copy().view(dtype)
+        if swap:
+            pixels = pixels.byteswap()
     if channels == 1:
         return pixels.reshape(height, width)
     return pixels.reshape(height, width, channels)

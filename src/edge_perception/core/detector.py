@@ -210,7 +210,9 @@ class YoloDetector:
                 f'{image.shape}')
         if image.shape[0] < 8 or image.shape[1] < 8:
             raise DetectorError(f'image too small: {image.shape[1]}x{image.shape[0]}')
-        bgr = np.ascontiguousarray(image[..., ::-1])  # Ultralytics reads numpy arrays as BGR
+        import cv2
+        # Ultralytics reads numpy arrays as BGR; cvtColor is ~10x faster than a numpy flip copy.
+        bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
         start = time.perf_counter()
         result = self._predict(bgr)
         elapsed_ms = (time.perf_counter() - start) * 1000.0

@@ -37,6 +37,8 @@ PARAMS = [
     Param('imgsz', 0, 'Network input size (0 = the size the model was trained/exported at)',
           0, 4096),
     Param('device', 'cpu', "Inference device: 'cpu' or 'cuda:N' (.engine always uses CUDA)"),
+    Param('cpu_threads', 0, 'CPU inference threads (0 = the library default: one per core, '
+          'slow when cores are shared with other nodes)', 0, 64),
     Param('max_detections', 100, 'Detections per frame', 1, 1000),
     Param('material_model_path', '',
           "Material crop classifier (.onnx); '' = the shipped one; 'none' disables"),
@@ -99,7 +101,8 @@ class DetectorNode(Node):
                 self.detector = YoloDetector(
                     path, conf=p['confidence_threshold'], iou=p['iou_threshold'],
                     imgsz=p['imgsz'] or None, device=p['device'],
-                    class_names=p['class_names'] or None, max_det=p['max_detections'])
+                    class_names=p['class_names'] or None, max_det=p['max_detections'],
+                    cpu_threads=p['cpu_threads'] or None)
                 self.model_error = ''
                 self.get_logger().info(
                     f'detector: {path} ({self.detector.backend}, {self.detector.task}, '
