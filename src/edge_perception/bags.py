@@ -37,7 +37,7 @@ def _header(seconds, frame_id):
 
 
 def image_message(array, encoding, stamp_s, frame_id):
-    """A rosbags sensor_msgs/Image of a numpy array (little-endian, unpadded rows)."""
+    """Return a rosbags sensor_msgs/Image of a numpy array (little-endian, unpadded rows)."""
     array = np.ascontiguousarray(array)
     channels = 1 if array.ndim == 2 else array.shape[2]
     return _types()[IMAGE](
@@ -48,7 +48,7 @@ def image_message(array, encoding, stamp_s, frame_id):
 
 
 def camera_info_message(width, height, fx, fy, cx, cy, stamp_s, frame_id):
-    """A rosbags sensor_msgs/CameraInfo of a pinhole camera without distortion."""
+    """Return a rosbags sensor_msgs/CameraInfo of a pinhole camera without distortion."""
     types = _types()
     return types[CAMERA_INFO](
         header=_header(stamp_s, frame_id), height=height, width=width,
@@ -62,7 +62,7 @@ def camera_info_message(width, height, fx, fy, cx, cy, stamp_s, frame_id):
 
 
 def laserscan_message(ranges_m, angle_min, angle_increment, stamp_s, frame_id, range_max=30.0):
-    """A rosbags sensor_msgs/LaserScan; NaN ranges become +inf (no return, REP 117)."""
+    """Return a rosbags sensor_msgs/LaserScan; NaN ranges become +inf (no return, REP 117)."""
     ranges = np.asarray(ranges_m, dtype=np.float32).copy()
     ranges[~np.isfinite(ranges)] = np.inf
     return _types()[LASERSCAN](
@@ -74,7 +74,10 @@ def laserscan_message(ranges_m, angle_min, angle_increment, stamp_s, frame_id, r
 
 
 def pointcloud_message(xyz, stamp_s, frame_id):
-    """A rosbags sensor_msgs/PointCloud2 of Nx3 float32 points (x, y, z fields, unorganised)."""
+    """Return a rosbags sensor_msgs/PointCloud2 of Nx3 float32 points.
+
+    The cloud has x, y, z fields and is unorganised.
+    """
     types = _types()
     xyz = np.ascontiguousarray(xyz, dtype='<f4')
     fields = [types['sensor_msgs/msg/PointField'](name=n, offset=4 * i, datatype=7, count=1)
@@ -86,8 +89,11 @@ def pointcloud_message(xyz, stamp_s, frame_id):
 
 
 def depth_to_lidar_points(depth_m, camera, stride=4):
-    """Back-project a depth image into points in a REP 103 sensor frame (x forward, y left,
-    z up), every `stride`-th pixel; invalid depth gives no point."""
+    """Back-project a depth image into points in a REP 103 sensor frame.
+
+    The frame has x forward, y left, z up; every `stride`-th pixel is used; invalid depth
+    gives no point.
+    """
     rows = np.arange(0, depth_m.shape[0], stride)
     cols = np.arange(0, depth_m.shape[1], stride)
     z = depth_m[np.ix_(rows, cols)].astype(np.float32)

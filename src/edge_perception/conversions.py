@@ -36,7 +36,7 @@ class ImageConversionError(ValueError):
 
 
 def _byte_buffer(data):
-    """uint8 view of a message's byte field (bytes, array.array from rclpy, list in tests)."""
+    """uint8 view of a message's byte field (bytes, rclpy's array.array, list in tests)."""
     try:
         return np.frombuffer(data, dtype=np.uint8)
     except TypeError:
@@ -149,12 +149,12 @@ def color_to_rgb(msg):
 
 
 def stamp_to_seconds(stamp):
-    """builtin_interfaces/Time -> float seconds."""
+    """Convert a builtin_interfaces/Time to float seconds."""
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
 def seconds_to_stamp(seconds, msg_type=None):
-    """float seconds -> builtin_interfaces/Time."""
+    """Convert float seconds to a builtin_interfaces/Time."""
     if msg_type is None:
         from builtin_interfaces.msg import Time as msg_type
     sec = int(math.floor(seconds))

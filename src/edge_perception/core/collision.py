@@ -79,8 +79,9 @@ class TTIEstimate:
     support: int = 0       # number of samples the distance and speed are computed from
     baseline_s: float = math.nan   # time between the reference frame and this one
     step_check: bool = False       # whether a mid frame was available to reject depth steps
-    warming_up: bool = False       # input usable, but the history is still too short for an
-                                   # estimate (after start-up or a gap): not a sensor fault
+    # Input usable, but the history is still too short for an estimate (after start-up or a
+    # gap): not a sensor fault.
+    warming_up: bool = False
 
 
 @dataclass

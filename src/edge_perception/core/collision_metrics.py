@@ -57,7 +57,7 @@ class CollisionFigures:
     first_warning_stamp_s: Optional[float] = None
 
     def summary(self) -> dict:
-        """A JSON-friendly dict with percentiles instead of raw lists."""
+        """Return a JSON-friendly dict with percentiles instead of raw lists."""
         def pct(values, q):
             return float(np.percentile(values, q)) if values else math.nan
         return {

@@ -210,7 +210,7 @@ def object_position(depth_m, box_xyxy, mask=None, intrinsics=None, *, core_fract
 
 def pick_point(mask_or_box, depth_m=None, intrinsics=None, *, window=2, min_depth_m=0.0,
                max_depth_m=math.inf, image_shape=None):
-    """The most graspable point of an object: the deepest interior pixel of its mask.
+    """Return the most graspable point of an object: the deepest interior pixel of its mask.
 
     With a mask (bool HxW): the pixel farthest from the mask's boundary (maximum of the Euclidean
     distance transform; the image border counts as boundary). With a box (4 numbers): the box
@@ -255,4 +255,3 @@ def pick_point(mask_or_box, depth_m=None, intrinsics=None, *, window=2, min_dept
     z = float(np.median(patch[good]))
     return PickPoint(True, u, v, tuple(float(c) for c in intrinsics.back_project(u, v, z)),
                      f'depth median of {int(good.sum())} pixels')
-

@@ -187,7 +187,7 @@ class YoloDetector:
             str(self.model_path), options, providers=session.get_providers())
 
     def _trained_imgsz(self):
-        """The input size a .pt model was trained at (its checkpoint's train args), else 640."""
+        """Return the input size a .pt model was trained at (checkpoint train args), else 640."""
         ckpt = getattr(self._model, 'ckpt', None) or {}
         size = (ckpt.get('train_args') or {}).get('imgsz') or 640
         if isinstance(size, (list, tuple)):
@@ -195,8 +195,8 @@ class YoloDetector:
         return int(size)
 
     def _predict(self, bgr):
-        kwargs = dict(conf=self.conf, iou=self.iou, device=self.device, max_det=self.max_det,
-                      verbose=False, retina_masks=True)
+        kwargs = {'conf': self.conf, 'iou': self.iou, 'device': self.device,
+                  'max_det': self.max_det, 'verbose': False, 'retina_masks': True}
         if self.imgsz:
             kwargs['imgsz'] = self.imgsz
         return self._model.predict(bgr, **kwargs)[0]

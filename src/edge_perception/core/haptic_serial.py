@@ -21,10 +21,9 @@ import math
 import threading
 from typing import Dict, Optional, Tuple
 
+from edge_perception.core.haptics import HapticOutput, pattern_urgency
 import numpy as np
 import serial
-
-from edge_perception.core.haptics import HapticOutput, pattern_urgency
 
 SEQ_MODULO = 65536          # seq is 0..65535 and wraps
 MAX_LINE_BYTES = 120        # longer input without a newline is garbage, not a line

@@ -16,11 +16,10 @@ import threading
 from typing import Optional, Sequence, Tuple
 import wave
 
-import numpy as np
-
 from edge_perception.core.haptics import (
     HapticOutput, PATTERN_CAUTION, PATTERN_CRITICAL, PATTERN_NAMES, PATTERN_OFF,
     PATTERN_SENSOR_LOST, PATTERN_WARNING)
+import numpy as np
 
 DEFAULT_PLAYERS = ('aplay', 'paplay')
 

@@ -67,7 +67,10 @@ class TrackerConfig:
         return max(1, math.ceil(self.lost_track_s * self.max_frame_rate_hz))
 
     def ultralytics_args(self):
-        """The args namespace BYTETracker reads (as in ultralytics/cfg/trackers/bytetrack.yaml)."""
+        """Return the args namespace BYTETracker reads.
+
+        Its fields are those of ultralytics/cfg/trackers/bytetrack.yaml.
+        """
         return SimpleNamespace(
             tracker_type='bytetrack', track_high_thresh=self.track_high_thresh,
             track_low_thresh=self.track_low_thresh, new_track_thresh=self.new_track_thresh,

@@ -11,12 +11,11 @@ import importlib
 import threading
 import time
 
+from edge_perception.bags import read_bag
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
-
-from edge_perception.bags import read_bag
 
 # Reliable keep-last publishers match both reliable and best-effort subscribers.
 PLAYER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,

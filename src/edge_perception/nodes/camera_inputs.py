@@ -1,5 +1,6 @@
-"""Camera-side inputs shared by the detector and crack nodes: registered depth paired to the
-colour image by stamp, and intrinsics from CameraInfo.
+"""Camera-side inputs shared by the detector and crack nodes.
+
+Registered depth paired to the colour image by stamp, and intrinsics from CameraInfo.
 
 message_filters is not on PyPI, so pairing is done here: the depth frame nearest in stamp to the
 image, within a tolerance. Depth and camera info are received on their own callback group so

@@ -42,7 +42,7 @@ class Param:
     read_only: bool = False
 
     def descriptor(self):
-        """The ParameterDescriptor rclpy enforces (ranges for numbers).
+        """Return the ParameterDescriptor rclpy enforces (ranges for numbers).
 
         A default that is an rclpy `Parameter.Type` declares a typed parameter without a value
         (e.g. an optional double array); its value reads as None until set.
@@ -101,7 +101,7 @@ def declare_parameters(node: Node, params: Sequence[Param]) -> dict:
 
 
 def copy_header(header, msg_type=None):
-    """A copy of a std_msgs/Header (so later edits of either do not alias)."""
+    """Return a copy of a std_msgs/Header (so later edits of either do not alias)."""
     if msg_type is None:
         from std_msgs.msg import Header as msg_type
     out = msg_type()
@@ -142,7 +142,7 @@ class InputMonitor:
             self.last_error = error
 
     def accepted(self):
-        """The latest message was usable: clear the error."""
+        """Clear the error: the latest message was usable."""
         with self._lock:
             self.last_error = ''
 
@@ -204,7 +204,7 @@ class LatencyStats:
 
 
 def level_int(level):
-    """DiagnosticStatus level constants are bytes in rclpy; compare them as ints."""
+    """Return a DiagnosticStatus level as an int (rclpy's level constants are bytes)."""
     return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
 
 
@@ -225,7 +225,7 @@ class Diagnostics:
         self._timer = node.create_timer(period_s, self.publish)
 
     def build_status(self) -> DiagnosticStatus:
-        """The node's current DiagnosticStatus."""
+        """Return the node's current DiagnosticStatus."""
         level = 0
         messages, values = [], {}
         for check in [m.status for m in self.inputs] + self.extra:

@@ -86,7 +86,7 @@ class CrackSegmentationNode(Node):
                 intra_op_num_threads=p['threads'], max_side=p['max_side'] or None)
             self.model_error = ''
             self.get_logger().info(f"crack models loaded: strategy {p['strategy']}, "
-                                   f"experts {self.segmenter.expert_names}")
+                                   f'experts {self.segmenter.expert_names}')
         except Exception as error:  # noqa: BLE001 - reported in diagnostics, retried
             self.segmenter = None
             self.model_error = str(error)

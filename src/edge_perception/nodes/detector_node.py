@@ -57,7 +57,7 @@ PARAMS = [
 
 
 def shipped_model(folder, suffixes=('.onnx',)):
-    """The model file shipped in edge_perception/models/<folder>/ (first match by suffix)."""
+    """Return the model shipped in edge_perception/models/<folder>/ (first match by suffix)."""
     base = pathlib.Path(__file__).resolve().parents[1] / 'models' / folder
     for suffix in suffixes:
         found = sorted(base.glob(f'*{suffix}'))

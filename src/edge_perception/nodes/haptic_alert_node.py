@@ -117,8 +117,11 @@ class HapticAlertNode(Node):
         self.diagnostics.latency.add((time.perf_counter() - started) * 1e3)
 
     def _checked(self, msg):
-        """A malformed alert (unknown level) is rendered as SENSOR_LOST, the device's "I cannot
-        tell you" pattern, and reported; an infinite bearing means 'direction unknown'."""
+        """Return the alert, a malformed one (unknown level) rendered as SENSOR_LOST and reported.
+
+        SENSOR_LOST is the device's "I cannot tell you" pattern; an infinite bearing means
+        'direction unknown'.
+        """
         error = ''
         if msg.level > CollisionAlert.LEVEL_SENSOR_LOST:
             error = f'unknown alert level {msg.level}: rendered as SENSOR_LOST'

@@ -53,13 +53,13 @@ class Probe(Node):
             return True
 
     def snapshot(self, topic):
-        """A copy of the (msg, receive time) list of one topic."""
+        """Return a copy of the (msg, receive time) list of one topic."""
         with self._lock:
             return list(self.records[topic])
 
 
 def collision_probe(graph, alert_topic='collision_alert', command_topic='haptic_command'):
-    """A Probe on the collision chain's outputs, added to graph's executor."""
+    """Return a Probe on the collision chain's outputs, added to graph's executor."""
     return graph.add_node(Probe(graph.context, {
         alert_topic: (CollisionAlert, ALERT_QOS), command_topic: (HapticCommand, ALERT_QOS)},
         namespace=graph.namespace))

@@ -37,7 +37,7 @@ def node_class(type_name):
 
 
 def ros_args(params_files=(), use_sim_time=None, extra=()):
-    """The `--ros-args` list for params files, use_sim_time and extra ROS arguments."""
+    """Return the `--ros-args` list for params files, use_sim_time and extra ROS arguments."""
     args = ['--ros-args']
     for path in params_files:
         args += ['--params-file', str(path)]
@@ -59,9 +59,9 @@ class NodeGraph:
         self.node_types = list(node_types)
         self.namespace = namespace
         self.context = Context()
-        rclpy.init(args=['edge_perception'] + ros_args(params_files, use_sim_time,
-                                                        extra_ros_args),
-                   context=self.context)
+        rclpy.init(
+            args=['edge_perception'] + ros_args(params_files, use_sim_time, extra_ros_args),
+            context=self.context)
         self.executor = MultiThreadedExecutor(
             num_threads=num_threads or max(2, len(self.node_types) + 1), context=self.context)
         self.nodes = {}

@@ -1,5 +1,6 @@
-"""Time-to-impact node: depth image, point cloud or laser scan (and optionally tracks) in,
-graded CollisionAlert out, every cycle.
+"""Time-to-impact node: range data in, graded CollisionAlert out, every cycle.
+
+Inputs: a depth image, point cloud or laser scan, and optionally tracks.
 
 Thin glue around edge_perception.core.collision: parameters, message conversion, watchdog.
 """
@@ -19,7 +20,6 @@ from edge_perception.nodes.common import (ALERT_QOS, copy_header, DATA_QOS, decl
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS)
 from edge_perception_msgs.msg import CollisionAlert, DetectionArray
 import numpy as np
-import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
@@ -131,19 +131,24 @@ class TimeToImpactNode(Node):
         self.create_timer(p['watchdog_period_s'], self.on_watchdog)
         self.get_logger().info(
             f"time_to_impact: source={source} tracks={p['tracks_enabled']} -> "
-            f"{self.alert_pub.topic_name}")
+            f'{self.alert_pub.topic_name}')
 
     @staticmethod
     def _scene_config(p):
-        """Camera ROI and noise for depth; the LiDAR preset (whole forward sector, constant
-        range noise) for scans and clouds. Negative noise parameters keep the source's default."""
-        common = dict(
-            min_motion_m=p['min_motion_m'], speed_threshold_mps=p['speed_threshold_mps'],
-            tti_threshold_s=p['tti_threshold_s'], min_range_m=p['min_range_m'],
-            max_range_m=p['max_range_m'], baseline_s=p['baseline_s'],
-            max_baseline_s=p['max_baseline_s'], min_valid_fraction=p['min_valid_fraction'],
-            roi_stride=p['roi_stride'], detect_sigmas=p['detect_sigmas'],
-            require_step_check=p['require_step_check'], max_speed_mps=p['max_speed_mps'])
+        """Return the scene config: camera ROI and noise for depth, the LiDAR preset otherwise.
+
+        The LiDAR preset (whole forward sector, constant range noise) is for scans and clouds.
+        Negative noise parameters keep the source's default.
+        """
+        common = {
+            'min_motion_m': p['min_motion_m'], 'speed_threshold_mps': p['speed_threshold_mps'],
+            'tti_threshold_s': p['tti_threshold_s'], 'min_range_m': p['min_range_m'],
+            'max_range_m': p['max_range_m'], 'baseline_s': p['baseline_s'],
+            'max_baseline_s': p['max_baseline_s'],
+            'min_valid_fraction': p['min_valid_fraction'],
+            'roi_stride': p['roi_stride'], 'detect_sigmas': p['detect_sigmas'],
+            'require_step_check': p['require_step_check'],
+            'max_speed_mps': p['max_speed_mps']}
         for name in ('noise_k', 'noise_floor_m'):
             if p[name] >= 0:
                 common[name] = p[name]
@@ -198,8 +203,10 @@ class TimeToImpactNode(Node):
 
     # ---------------------------------------------------------------- core
     def _process(self, header, convert):
-        """Convert one sensor message (convert() -> (ranges HxW, column bearings or None)),
-        update the estimator and the level filter, publish the alert."""
+        """Convert one sensor message, update estimator and level filter, publish the alert.
+
+        convert() returns (ranges HxW, column bearings or None).
+        """
         started = time.perf_counter()
         self.input.arrived()
         self._last_header = header
@@ -293,8 +300,11 @@ class TimeToImpactNode(Node):
         self._publish(msg)
 
     def _filter_level(self, speed, tti, valid, stamp):
-        """Level of this frame; a stamp going back (bag loop, sensor restart) resets the filter
-        (escalation is immediate again once estimates resume)."""
+        """Return the level of this frame.
+
+        A stamp going back (bag loop, sensor restart) resets the filter (escalation is
+        immediate again once estimates resume).
+        """
         try:
             return self.level_filter.update(speed, tti, valid, stamp)
         except ValueError as error:

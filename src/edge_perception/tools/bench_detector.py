@@ -19,7 +19,7 @@ BACKEND_SUFFIX = {'pt': '.pt', 'onnx': '.onnx', 'engine': '.engine'}
 
 
 def default_model_path():
-    """The shipped waste detector (.pt; the other backends sit next to it)."""
+    """Return the shipped waste detector (.pt; the other backends sit next to it)."""
     from edge_perception.core.detector import DEFAULT_MODEL_DIR
     return DEFAULT_MODEL_DIR / 'waste_detector.pt'
 
@@ -78,7 +78,7 @@ def register(subparsers):
                              'defaults, one per core)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda:N' for pt and onnx")
     parser.add_argument('--node-backend', default='onnx',
-                        help="backend whose file the detector node runs for the node-overhead "
+                        help='backend whose file the detector node runs for the node-overhead '
                              "figures ('none' skips them)")
     parser.add_argument('--node-frames', type=int, default=100,
                         help='frames sent through the node (closed loop)')

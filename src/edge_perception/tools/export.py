@@ -77,8 +77,8 @@ def run(args):
     except Exception as exc:  # corrupt or foreign checkpoint
         return _fail(f'could not load {model_path}: {type(exc).__name__}: {exc}')
     imgsz = args.imgsz or int((model.ckpt or {}).get('train_args', {}).get('imgsz', 640))
-    kwargs = dict(format=args.format, imgsz=imgsz, device=device, dynamic=False,
-                  half=args.half, int8=args.int8)
+    kwargs = {'format': args.format, 'imgsz': imgsz, 'device': device, 'dynamic': False,
+              'half': args.half, 'int8': args.int8}
     if args.format == 'onnx':
         # onnxslim is optional; Ultralytics would pip-install it for simplify=True.
         try:
