@@ -104,7 +104,7 @@ def test_pointcloud_xyz_and_nan_points():
     np.testing.assert_allclose(xyz, [[1, 2, 3], [4, 5, 6]])
     bad = make_cloud([(1, 2, 3)])
     bad.fields = bad.fields[:2]
-    with pytest.raises(ImageConversionError, match="no field"):
+    with pytest.raises(ImageConversionError, match='no field'):
         pointcloud_to_xyz(bad)
 
 

@@ -1,5 +1,8 @@
-"""Package-level rules: core never imports rclpy, configs only set declared parameters, the
-generated parameter docs are current, every tool registers."""
+"""Package-level rules.
+
+Core never imports rclpy, configs only set declared parameters, the generated parameter docs
+are current, every tool registers.
+"""
 import pathlib
 import subprocess
 import sys

@@ -1,11 +1,10 @@
 """Depth fusion on synthetic depth images with known answers."""
 import math
 
-import numpy as np
-import pytest
-
 from edge_perception.core.depth_fusion import (
     CameraIntrinsics, DepthFusionError, object_position, pick_point)
+import numpy as np
+import pytest
 
 W, H = 160, 120
 K = CameraIntrinsics(fx=200.0, fy=210.0, cx=79.5, cy=59.5, width=W, height=H)

@@ -5,16 +5,15 @@ never saw in training; labels.json holds their exact boxes and true depths.
 """
 import json
 
+from edge_perception.core.depth_fusion import CameraIntrinsics, object_position
+from edge_perception.core.detector import (
+    ClassNamesMismatchError, DEFAULT_MODEL_DIR, DetectorError, ModelFileNotFoundError,
+    ModelLoadError, SAMPLES_DIR, TensorRTUnavailableError, UnsupportedModelError, YoloDetector)
 import numpy as np
 from PIL import Image
 import pytest
 import torch
 import yaml
-
-from edge_perception.core.depth_fusion import CameraIntrinsics, object_position
-from edge_perception.core.detector import (
-    ClassNamesMismatchError, DEFAULT_MODEL_DIR, DetectorError, ModelFileNotFoundError,
-    ModelLoadError, SAMPLES_DIR, TensorRTUnavailableError, UnsupportedModelError, YoloDetector)
 
 # Pass floors. Measured with the shipped model (pt and onnx): all 11 labelled objects found,
 # IoU 0.76-0.92 (min 0.759 pt, 0.762 onnx), no unmatched detection (see MODEL_CARD.md).

@@ -3,21 +3,16 @@
 The link is tested with real pyserial on a real pseudo-terminal; a thread in the test plays the
 microcontroller on the master side and checks every line with its own checksum code.
 """
-from functools import reduce
 import math
-import operator
 import os
-import select
-import threading
 import time
-
-import pytest
-from pty_device import FakeDevice, framed, Pty, xor_checksum  # noqa: F401
 
 from edge_perception.core.haptic_serial import (
     checksum, DeviceMessage, encode_ack, encode_command, encode_error, encode_ping, encode_pong,
     HapticLinkError, HapticSerialLink, parse_host_line, parse_line, ProtocolError)
 from edge_perception.core.haptics import HapticConfig, HapticOutput, HapticPatternMapper
+from pty_device import framed, Pty, xor_checksum
+import pytest
 
 pytestmark = pytest.mark.skipif(not hasattr(os, 'openpty'), reason='needs POSIX pseudo-terminals')
 

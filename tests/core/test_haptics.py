@@ -1,15 +1,14 @@
 """Pattern table, motor selection and rate limiting of edge_perception.core.haptics."""
 import math
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-import pytest
-
 from edge_perception.core.haptics import (
     ALL_MOTORS, HapticConfig, HapticConfigError, HapticOutput, HapticPatternMapper,
     HapticRateLimiter, LEVEL_CAUTION, LEVEL_CRITICAL, LEVEL_NONE, LEVEL_SENSOR_LOST,
     LEVEL_WARNING, PATTERN_CAUTION, PATTERN_CRITICAL, PATTERN_OFF, PATTERN_SENSOR_LOST,
     PATTERN_WARNING)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+import pytest
 
 
 @pytest.fixture

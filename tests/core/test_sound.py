@@ -3,15 +3,14 @@ import io
 import sys
 import wave
 
-import numpy as np
-import pytest
-
 from edge_perception.core.haptics import (
     HapticConfig, HapticPatternMapper, LEVEL_SENSOR_LOST, PATTERN_CAUTION, PATTERN_CRITICAL,
     PATTERN_OFF, PATTERN_SENSOR_LOST, PATTERN_WARNING)
 from edge_perception.core.sound import (
     SoundConfig, SoundError, SoundOutput, SoundUnavailableError, synthesize, synthesize_output,
     to_wav_bytes)
+import numpy as np
+import pytest
 
 RATE = 16000
 

@@ -1,11 +1,10 @@
 """ByteTrack wrapper: stable IDs across frames, stamp-based expiry, 3D velocity from stamps."""
 import math
 
-import numpy as np
-import pytest
-
 from edge_perception.core.tracking import (
     ObjectTracker, TrackerConfig, TrackingError, velocity_least_squares)
+import numpy as np
+import pytest
 
 # Irregular frame intervals (jitter, a dropped frame): time must come from these, not a rate.
 STAMPS = [100.0, 100.03, 100.10, 100.12, 100.20, 100.26, 100.40]

@@ -1,6 +1,8 @@
-"""Bad input, stale sensors and a silent device: the collision chain says what is wrong, stays
-up, and recovers. Real nodes over DDS; the haptic device is a microcontroller simulator on a
-real pseudo-terminal (os.openpty())."""
+"""Bad input, stale sensors, a silent device: the chain says what is wrong, stays up, recovers.
+
+Real nodes over DDS; the haptic device is a microcontroller simulator on a real pseudo-terminal
+(os.openpty()).
+"""
 import math
 import pathlib
 import time
@@ -8,18 +10,17 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from edge_perception.conversions import numpy_to_image, stamp_to_seconds
 from edge_perception.core.scenarios import PinholeCamera, render_depth
+from edge_perception.nodes.common import ALERT_QOS
 from edge_perception.nodes.replay import Probe, wait_until
 from edge_perception.nodes.runner import NodeGraph
 from edge_perception_msgs.msg import CollisionAlert, HapticCommand
 import numpy as np
-import pytest
 from pty_device import Pty
+import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
-
-from edge_perception.nodes.common import ALERT_QOS
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / 'config' / 'collision.yaml'
 SENSOR_TIMEOUT_S = 0.5      # config/collision.yaml

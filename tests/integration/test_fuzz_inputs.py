@@ -120,9 +120,11 @@ def graphs(tmp_path_factory):
 
 @contextlib.contextmanager
 def sole_caller(graph, *nodes):
-    """Take nodes off the executor while the test calls their callbacks, so no timer or DDS
-    callback of theirs runs concurrently (as in real use, where a node's callbacks are mutually
-    exclusive); their publishers keep working."""
+    """Take nodes off the executor while the test calls their callbacks.
+
+    So no timer or DDS callback of theirs runs concurrently (as in real use, where a node's
+    callbacks are mutually exclusive); their publishers keep working.
+    """
     for node in nodes:
         graph.executor.remove_node(node)
     try:

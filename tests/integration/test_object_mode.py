@@ -1,6 +1,8 @@
-"""Object mode over DDS: tracked detections with 3D positions -> per-track time-to-impact with a
-closest-point-of-approach test. A head-on track alerts; one crossing the view or passing beside
-the sensor does not."""
+"""Object mode over DDS: tracked detections with 3D positions -> per-track time-to-impact.
+
+Each track gets a closest-point-of-approach test. A head-on track alerts; one crossing the view
+or passing beside the sensor does not.
+"""
 import math
 import pathlib
 import time
