@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cutout import cut_out  # noqa: E402  (sibling script module, not a package)
+from cutout import cut_out  # noqa: E402, I100  (sibling script module, not a package)
 
 MATERIALS = ('cardboard', 'glass', 'metal', 'paper', 'plastic', 'trash')
 
@@ -90,7 +90,7 @@ def _random_colour(rng, dark=False):
 
 
 def make_background(rng, h, w, kind=None):
-    """A procedural belt/floor background, float32 BGR in [0, 255]."""
+    """Return a procedural belt/floor background, float32 BGR in [0, 255]."""
     kind = kind or rng.choice(['belt', 'belt', 'noise', 'gradient', 'flat', 'stripes'])
     if kind == 'belt':
         # Rubber belt: dark, fine grain, streaks along the running direction, seams across it.
@@ -135,7 +135,7 @@ def make_background(rng, h, w, kind=None):
 
 
 def _lighting(rng, h, w):
-    """A smooth multiplicative illumination field (uneven lamps, vignetting)."""
+    """Return a smooth multiplicative illumination field (uneven lamps, vignetting)."""
     field = 1.0 + rng.uniform(0.1, 0.5) * (_value_noise(rng, h, w, 2, octaves=1) - 0.5)
     if rng.random() < 0.5:
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -300,7 +300,7 @@ def main(argv=None):
     counts = {'train': args.n_train, 'val': args.n_val}
     for k, split in enumerate(('train', 'val')):
         cutouts, stats[split] = build_cutouts(args.trashnet, args.out, split,
-                                                args.max_photos_per_class)
+                                              args.max_photos_per_class)
         rng = np.random.default_rng(args.seed + k)
         stats[split]['images'] = counts[split]
         stats[split]['boxes'] = write_split(rng, cutouts, args.out, split, counts[split],

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_dataset import compose  # noqa: E402
+from make_dataset import compose  # noqa: E402, I100  (sibling script module, not a package)
 
 WIDTH, HEIGHT = 640, 480
 FX = FY = 525.0
