@@ -115,16 +115,17 @@ class MaterialNet(nn.Module):
         return self.head(F.adaptive_avg_pool2d(x, 1))
 
 
-def make_augment(input_size):
+def make_augment(input_size, min_crop_scale, erase_probability):
     """Per-image training augmentation on uint8 CHW tensors; returns float in [0, 1]."""
     return v2.Compose([
-        v2.RandomResizedCrop(input_size, scale=(0.25, 1.0), ratio=(0.6, 1.67), antialias=True),
+        v2.RandomResizedCrop(input_size, scale=(min_crop_scale, 1.0), ratio=(0.6, 1.67),
+                             antialias=True),
         v2.RandomHorizontalFlip(),
         v2.RandomVerticalFlip(),
         # Hue kept small: colour is a real cue (brown cardboard, green glass).
         v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.03),
         v2.ToDtype(torch.float32, scale=True),
-        v2.RandomErasing(p=0.25, scale=(0.02, 0.2), value=0.5),
+        v2.RandomErasing(p=erase_probability, scale=(0.02, 0.2), value=0.5),
     ])
 
 
@@ -186,14 +187,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--data', type=Path, required=True, help='folder with train/ and val/')
     parser.add_argument('--out', type=Path, required=True, help='output folder')
-    parser.add_argument('--epochs', type=int, default=60)
+    parser.add_argument('--epochs', type=int, default=50)
     parser.add_argument('--input-size', type=int, default=128)
-    parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--lr', type=float, default=0.05, help='peak SGD learning rate')
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--lr', type=float, default=0.03, help='peak SGD learning rate')
     parser.add_argument('--weight-decay', type=float, default=5e-4)
     parser.add_argument('--warmup-epochs', type=float, default=3.0)
     parser.add_argument('--label-smoothing', type=float, default=0.1)
-    parser.add_argument('--ema-decay', type=float, default=0.998)
+    parser.add_argument('--ema-decay', type=float, default=0.999)
+    parser.add_argument('--min-crop-scale', type=float, default=0.35,
+                        help='smallest random crop, as a fraction of the image area')
+    parser.add_argument('--erase-probability', type=float, default=0.0,
+                        help='chance of random erasing per training image')
     parser.add_argument('--widths', type=str, default='32,64,128,192')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-batches', type=int, default=0,
@@ -248,7 +253,7 @@ def main(argv=None):
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return args.lr * 0.5 * (1 + np.cos(np.pi * progress))
 
-    augment = make_augment(args.input_size)
+    augment = make_augment(args.input_size, args.min_crop_scale, args.erase_probability)
     history, best = [], {'top1': -1.0}
     step = 0
     for epoch in range(1, args.epochs + 1):
