@@ -8,13 +8,12 @@ catches a broken model or preprocessing (chance is 1/6) without being tuned to t
 import json
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-import pytest
-
 from edge_perception import cli
 from edge_perception.core.material import (
     classes_path_for, crop_for_box, DEFAULT_MODEL_PATH, MaterialClassifier, read_class_names)
+import numpy as np
+from PIL import Image
+import pytest
 
 SAMPLES = Path(__file__).resolve().parent.parent / 'src' / 'edge_perception' / 'data' / \
     'samples' / 'trashnet'

@@ -7,15 +7,14 @@ softmax([10, 0, 0])[0].
 """
 import json
 
-import numpy as np
-import onnx
-from onnx import helper, TensorProto
-import pytest
-
 from edge_perception.core import material
 from edge_perception.core.material import (
     classes_path_for, crop_for_box, MaterialClassifier, MaterialInputError, MaterialModelError,
     preprocess)
+import numpy as np
+import onnx
+from onnx import helper, TensorProto
+import pytest
 
 COLOUR_CLASSES = ['red', 'green', 'blue']
 GAIN = 10.0
@@ -44,7 +43,7 @@ def write_mean_colour_model(path, input_size=8, embed_names=True, dynamic_size=F
 
 
 def solid(colour, height=5, width=7):
-    """An HxWx3 uint8 image of one colour."""
+    """Return an HxWx3 uint8 image of one colour."""
     return np.tile(np.array(colour, dtype=np.uint8), (height, width, 1))
 
 

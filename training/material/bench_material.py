@@ -11,10 +11,9 @@ from pathlib import Path
 import statistics
 import time
 
+from edge_perception.core.material import MaterialClassifier
 import numpy as np
 from PIL import Image
-
-from edge_perception.core.material import MaterialClassifier
 
 SAMPLES = Path(__file__).resolve().parents[2] / 'src' / 'edge_perception' / 'data' / \
     'samples' / 'trashnet'

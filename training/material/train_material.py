@@ -20,6 +20,7 @@ import random
 import sys
 import time
 
+from edge_perception.core import material as runtime  # imports no torch
 import numpy as np
 from PIL import Image
 
@@ -30,8 +31,6 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
-
-from edge_perception.core import material as runtime  # noqa: E402
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
