@@ -21,10 +21,10 @@ from sensor_msgs.msg import Image
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / 'src/edge_perception/models/crack/moe.yaml'
-# Pooled IoU of the shipped top-2 mixture on these 5 samples, measured (see the model card),
-# with a margin for platform differences; the samples were in the training set, so this checks
-# the chain end to end, not the model's generalisation (that is the 5-fold figure).
-IOU_FLOOR = 0.5
+# Pooled IoU of the shipped top-2 mixture on these 5 samples, which were held out of the final
+# experts' and gate's training: measured 0.641 through this chain (the same as
+# tests/test_crack_models.py outside ROS), floor = measured - 0.08 for platform differences.
+IOU_FLOOR = 0.56
 
 pytestmark = pytest.mark.skipif(not MANIFEST.is_file(), reason='no shipped crack models')
 
