@@ -96,44 +96,23 @@ def test_every_output_copies_the_input_header(chain, bag_dir):
     assert all(round(a.scenario_stamp_s, 6) in frame_stamps for a in judged)
 
 
-def test_laserscan_source(bag_dir, tmp_path):
-    params = tmp_path / 'scan.yaml'
-    params.write_text('/**/time_to_impact:\n  ros__parameters:\n    source: laserscan\n')
+@pytest.mark.parametrize('source,topic,bag_options', [
+    ('laserscan', '/scan', {}),
+    ('pointcloud', '/points', {'with_scan': False, 'with_points': True}),
+])
+def test_lidar_sources(bag_dir, tmp_path, source, topic, bag_options):
+    params = tmp_path / f'{source}.yaml'
+    params.write_text(f'/**/time_to_impact:\n  ros__parameters:\n    source: {source}\n')
     # Namespaced, so the module's depth graph (still running) never sees these messages.
-    graph = NodeGraph(['time_to_impact', 'haptic_alert'], [CONFIG, params], namespace='lidar')
+    graph = NodeGraph(['time_to_impact', 'haptic_alert'], [CONFIG, params], namespace=source)
     graph.spin_in_background()
     try:
         probe = collision_probe(graph)
         for name, expect in (('approach', True), ('cross', False)):
             scenario = scenario_by_name(name)
-            bag = write_scenario_bag(scenario, bag_dir / f'scan_{name}')
-            figures, alerts, _ = replay_collision_scenario(graph, probe, scenario, bag,
-                                                           ['/scan'])
-            RESULTS[f'laserscan_{name}'] = figures.summary()
-            assert coverage(figures, alerts, scenario) >= 0.9
-            if expect:
-                assert not figures.missed and figures.lead_time_s >= 2.0, figures.summary()
-                assert figures.median_tti_rel_error <= 0.10
-            else:
-                assert figures.false_alert_frames == 0, figures.summary()
-    finally:
-        graph.shutdown()
-
-
-def test_pointcloud_source(bag_dir, tmp_path):
-    params = tmp_path / 'points.yaml'
-    params.write_text('/**/time_to_impact:\n  ros__parameters:\n    source: pointcloud\n')
-    graph = NodeGraph(['time_to_impact', 'haptic_alert'], [CONFIG, params], namespace='cloud')
-    graph.spin_in_background()
-    try:
-        probe = collision_probe(graph)
-        for name, expect in (('approach', True), ('cross', False)):
-            scenario = scenario_by_name(name)
-            bag = write_scenario_bag(scenario, bag_dir / f'cloud_{name}', with_scan=False,
-                                     with_points=True)
-            figures, alerts, _ = replay_collision_scenario(graph, probe, scenario, bag,
-                                                           ['/points'])
-            RESULTS[f'pointcloud_{name}'] = figures.summary()
+            bag = write_scenario_bag(scenario, bag_dir / f'{source}_{name}', **bag_options)
+            figures, alerts, _ = replay_collision_scenario(graph, probe, scenario, bag, [topic])
+            RESULTS[f'{source}_{name}'] = figures.summary()
             assert coverage(figures, alerts, scenario) >= 0.9
             if expect:
                 assert not figures.missed and figures.lead_time_s >= 2.0, figures.summary()

@@ -94,6 +94,28 @@ def play_bag(graph, bag_path, input_topics, mode='restamp', rate=1.0, player_nam
     return player
 
 
+def replay_and_collect(graph, bag_path, input_topics, topic, msg_type, last_stamp_s, qos,
+                       timeout_s=30.0, name='collector'):
+    """Play a bag into the graph and collect what it publishes on one topic.
+
+    Waits until the output stamped with the bag's last frame (last_stamp_s, bag time) arrived or
+    timeout_s passed. Returns (messages in arrival order, the player's restamp offset in s), so
+    an output's bag time is its stamp minus the offset.
+    """
+    probe = graph.add_node(Probe(graph.context, {topic: (msg_type, qos)}, name=name,
+                                 namespace=graph.namespace))
+    try:
+        player = play_bag(graph, bag_path, input_topics)
+        last = last_stamp_s + player.offset_s
+        probe.wait_for(lambda r: any(stamp_to_seconds(m.header.stamp) >= last - 1e-6
+                                     for m, _ in r[topic]), timeout_s)
+        messages = [m for m, _ in probe.snapshot(topic)]
+        graph.remove_node(player.node)
+        return messages, player.offset_s
+    finally:
+        graph.remove_node(probe)
+
+
 def replay_collision_scenario(graph, probe, scenario, bag_path, input_topics,
                               alert_topic='collision_alert', command_topic='haptic_command',
                               settle_s=3.0):

@@ -119,7 +119,7 @@ def run_waste(graph, out):
     from edge_perception.conversions import stamp_to_seconds
     from edge_perception.core.detection_metrics import greedy_match
     from edge_perception.nodes.common import DATA_QOS
-    from edge_perception.nodes.replay import play_bag, Probe
+    from edge_perception.nodes.replay import replay_and_collect
     from edge_perception.samples import waste_belt_frames, waste_camera, write_color_depth_bag
     from edge_perception_msgs.msg import DetectionArray
 
@@ -131,16 +131,11 @@ def run_waste(graph, out):
     frames = waste_belt_frames()
     width, height, k = waste_camera()
     bag = write_color_depth_bag(out / 'bags' / 'waste_belt', frames, width, height, k)
-    probe = graph.add_node(Probe(graph.context, {'tracks': (DetectionArray, DATA_QOS)},
-                                 name='demo_waste'))
-    player = play_bag(graph, bag, ['/camera/image_raw', '/camera/camera_info',
-                                   '/camera/depth_registered/image_raw'])
-    last = frames[-1][0] + player.offset_s
-    probe.wait_for(lambda r: any(stamp_to_seconds(m.header.stamp) >= last - 1e-6
-                                 for m, _ in r['tracks']), 10.0)
-    tracks = [m for m, _ in probe.snapshot('tracks')]
-    graph.remove_node(probe)
-    by_stamp = {round(f[0] + player.offset_s, 6): f for f in frames}
+    tracks, offset = replay_and_collect(
+        graph, bag, ['/camera/image_raw', '/camera/camera_info',
+                     '/camera/depth_registered/image_raw'],
+        'tracks', DetectionArray, frames[-1][0], DATA_QOS, timeout_s=10.0, name='demo_waste')
+    by_stamp = {round(f[0] + offset, 6): f for f in frames}
     matched = total = material_ok = 0
     errors, ids = [], {}
     drawn = {}
@@ -194,7 +189,7 @@ def run_crack(graph, out):
     from edge_perception.conversions import image_to_numpy, stamp_to_seconds
     from edge_perception.core.crack import segmentation_metrics
     from edge_perception.nodes.common import DATA_QOS
-    from edge_perception.nodes.replay import play_bag, Probe
+    from edge_perception.nodes.replay import replay_and_collect
     from edge_perception.samples import crack_frames, write_crack_bag
     from edge_perception_msgs.msg import CrackSegmentation
 
@@ -205,16 +200,11 @@ def run_crack(graph, out):
         return {'error': node.model_error}
     frames = crack_frames(depth_m=0.5, fx=1000.0)
     bag = write_crack_bag(out / 'bags' / 'cracks', frames, prefix='/inspection')
-    probe = graph.add_node(Probe(graph.context, {
-        'crack/segmentation': (CrackSegmentation, DATA_QOS)}, name='demo_crack'))
-    player = play_bag(graph, bag, ['/inspection/image_raw', '/inspection/camera_info',
-                                   '/inspection/depth_registered/image_raw'])
-    last = frames[-1][0] + player.offset_s
-    probe.wait_for(lambda r: any(stamp_to_seconds(m.header.stamp) >= last - 1e-6
-                                 for m, _ in r['crack/segmentation']), 30.0)
-    results = [m for m, _ in probe.snapshot('crack/segmentation')]
-    graph.remove_node(probe)
-    by_stamp = {round(f[0] + player.offset_s, 6): f for f in frames}
+    results, offset = replay_and_collect(
+        graph, bag, ['/inspection/image_raw', '/inspection/camera_info',
+                     '/inspection/depth_registered/image_raw'],
+        'crack/segmentation', CrackSegmentation, frames[-1][0], DATA_QOS, name='demo_crack')
+    by_stamp = {round(f[0] + offset, 6): f for f in frames}
     rows, panels = [], []
     for msg in results:
         frame = by_stamp.get(round(stamp_to_seconds(msg.header.stamp), 6))
