@@ -6,6 +6,7 @@ figures. Floors are the values measured when the models were exported (see MODEL
 a margin of about 0.08 IoU for onnxruntime/platform differences; they catch a broken export,
 pre-processing or fusion, not small regressions.
 """
+import json
 from pathlib import Path
 
 from edge_perception.core.crack import crack_geometry, metrics_from_counts, segmentation_metrics
@@ -120,3 +121,42 @@ def test_predicted_geometry_close_to_ground_truth(samples):
         predicted_length += predicted.length_px
         reference_length += reference.length_px
     assert abs(predicted_length - reference_length) <= 0.25 * reference_length
+
+
+def test_eval_crack_cli_on_samples(tmp_path):
+    from edge_perception.cli import main
+
+    out = tmp_path / 'eval.json'
+    code = main(['eval-crack', '--images', str(SAMPLES / 'images'), '--masks',
+                 str(SAMPLES / 'masks'), '--json', str(out), '--strategy', 'topk', '--k', '2',
+                 '--threads', '1'])
+    assert code == 0
+    report = json.loads(out.read_text())
+    result = report['results']['topk(k=2)']
+    assert report['images'] == 5 and len(report['per_image']['topk(k=2)']) == 5
+    assert result['pooled']['iou'] >= IOU_FLOORS[('topk', 2)][1]
+    # A tolerance can only forgive: the 2 px figures are at least the strict ones.
+    assert result['pooled_tol2px']['f1'] >= result['pooled']['f1']
+    assert sum(result['counts'][k] for k in ('tp', 'fn')) == sum(
+        int((np.asarray(Image.open(p).convert('L')) > 127).sum())
+        for p in (SAMPLES / 'masks').glob('*.png'))
+
+
+def test_eval_crack_cli_missing_masks(tmp_path):
+    from edge_perception.cli import main
+
+    code = main(['eval-crack', '--images', str(SAMPLES / 'images'), '--masks', str(tmp_path),
+                 '--json', str(tmp_path / 'x.json')])
+    assert code == 2 and not (tmp_path / 'x.json').exists()
+
+
+def test_bench_crack_cli_reports_every_configuration(tmp_path):
+    from edge_perception.cli import main
+
+    out = tmp_path / 'bench.json'
+    assert main(['bench-crack', '--size', '64', '--frames', '2', '--threads', '1',
+                 '--json', str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report['configurations']) == {'single:unet', 'single:dilated', 'single:sideout',
+                                             'hard', 'topk(k=2)', 'soft'}
+    assert all(c['frames'] == 2 and c['fps'] > 0 for c in report['configurations'].values())
