@@ -1,6 +1,7 @@
 """Train the crack experts: 5-fold out-of-fold (OOF) predictions, then the final models.
 
-Usage (developer machine; about 40 min on one CPU thread):
+Usage (developer machine; 68 min on one CPU thread of a shared 2-core machine, about half that
+when the machine is free):
     .venv/bin/python training/crack/train_experts.py /work/shared/data/deepcrack_train \
         --out training/crack/runs/v1
 
