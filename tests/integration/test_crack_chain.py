@@ -44,7 +44,9 @@ def run_chain(tmp_path, namespace, extra_yaml=''):
         topics = {node.params['segmentation_topic']: (CrackSegmentation, DATA_QOS),
                   node.params['mask_topic']: (Image, SENSOR_QOS)}
         probe = graph.add_node(Probe(graph.context, topics, namespace=namespace))
-        inputs = ['/camera/image_raw', '/camera/camera_info', '/camera/depth_registered/image_raw']
+        # Wait only for the inputs this configuration subscribes to.
+        inputs = ['/' + node.params[key] for key in ('image_topic', 'camera_info_topic',
+                                                     'depth_topic') if node.params[key]]
         player = play_bag(graph, bag, inputs)
         last = frames[-1][0] + player.offset_s
         seg_topic = node.params['segmentation_topic']

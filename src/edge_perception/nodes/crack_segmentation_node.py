@@ -10,7 +10,8 @@ import time
 
 from edge_perception.conversions import color_to_rgb, ImageConversionError, numpy_to_image
 from edge_perception.conversions import stamp_to_seconds
-from edge_perception.core.crack import crack_geometry, metric_widths, severity
+from edge_perception.core.crack import (crack_geometry, metric_widths,
+                                        remove_small_components, severity)
 from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS)
@@ -38,7 +39,8 @@ PARAMS = [
     Param('max_side', 0, 'Downscale images whose longer side exceeds this (0 = native)',
           0, 8192),
     Param('threads', 2, 'ONNX Runtime threads per model', 1, 16),
-    Param('min_area_px', 20, 'Crack components smaller than this are ignored', 0, 1000000),
+    Param('min_area_px', 20, 'Crack components smaller than this are removed from the mask '
+          'before measuring and publishing', 0, 1000000),
     Param('severity_bins_mm', [0.1], 'Max-width bin edges, mm (GB 50204-2015: 0.1)'),
     Param('severity_labels', ['monitor', 'repair'], 'One label per bin (len(bins) + 1)'),
     Param('min_depth_m', 0.1, 'Nearer depth samples are invalid, m', 0.0, 100.0),
@@ -110,13 +112,16 @@ class CrackSegmentationNode(Node):
             return
         self.image_input.accepted()
         p = self.params
-        geometry = crack_geometry(result.mask, p['min_area_px'])
+        # Measure and publish the mask without specks, so the published mask is what was
+        # measured.
+        mask, _ = remove_small_components(result.mask, p['min_area_px'])
+        geometry = crack_geometry(mask, p['min_area_px'])
         depth, fx, fy = self._depth_and_focal(msg, rgb.shape)
-        metric = metric_widths(geometry, result.mask, depth, fx, fy)
+        metric = metric_widths(geometry, mask, depth, fx, fy)
         code, label = severity(metric.max_width_mm, metric.metric_valid,
                                p['severity_bins_mm'], p['severity_labels'],
-                               crack_found=geometry.length_px > 0)
-        mask_msg = numpy_to_image(result.mask.astype(np.uint8) * 255, 'mono8',
+                               crack_found=geometry.component_count > 0)
+        mask_msg = numpy_to_image(mask.astype(np.uint8) * 255, 'mono8',
                                   copy_header(msg.header))
         out = CrackSegmentation()
         out.header = copy_header(msg.header)
@@ -141,7 +146,7 @@ class CrackSegmentationNode(Node):
         self.mask_pub.publish(mask_msg)
         if self.debug_pub.get_subscription_count() > 0:
             overlay = rgb.copy()
-            overlay[result.mask] = (255, 40, 40)
+            overlay[mask] = (255, 40, 40)
             self.debug_pub.publish(numpy_to_image(overlay, 'rgb8', copy_header(msg.header)))
         self.diagnostics.latency.add((time.perf_counter() - started) * 1e3)
 
