@@ -581,3 +581,18 @@ def test_warm_up_is_flagged_as_usable_input_not_a_fault():
     holes = np.full((480, 640), np.nan, np.float32)
     bad = estimator.update(holes, 10.0)
     assert not bad.valid and not bad.warming_up
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    'known limitation: a scene cut (the sensor suddenly sees another scene) less than ~0.5 s '
+    'after the previous frame, at 8-10 m where depth noise is ~0.16 m, passes the one-mid-frame '
+    'step check and reads as an 8 m/s approach; needs a multi-frame consistency check'))
+def test_far_range_scene_cut_is_not_an_approach():
+    from edge_perception.core.scenarios import scenario_by_name
+    estimator = DepthTTIEstimator()
+    before, after = scenario_by_name('recede'), scenario_by_name('static')
+    end = before.frames[-1].stamp_s
+    for frame in before.frames:
+        estimator.update(frame.depth_m, frame.stamp_s)
+    estimates = [estimator.update(f.depth_m, end + 0.2 + f.stamp_s) for f in after.frames[:20]]
+    assert not any(e.alert for e in estimates)

@@ -192,7 +192,7 @@ def rig():
     source = graph.add_node(Publisher(graph.context))
     assert wait_until(lambda: source.tracks.get_subscription_count() > 0
                       and source.alerts.get_subscription_count() > 0
-                      and probe.count_publishers('markers') > 0, 15.0)
+                      and probe.matched_publishers('markers') > 0, 15.0)
     yield probe, source
     graph.shutdown()
 

@@ -25,15 +25,19 @@ class Probe(Node):
         self._lock = threading.RLock()
         self._condition = threading.Condition(self._lock)
         self.records = {topic: [] for topic in topics}
-        self._probe_subscriptions = []
+        self._probe_subscriptions = {}
         for topic, (msg_type, qos) in topics.items():
-            self._probe_subscriptions.append(self.create_subscription(
-                msg_type, topic, lambda msg, t=topic: self._on_message(t, msg), qos))
+            self._probe_subscriptions[topic] = self.create_subscription(
+                msg_type, topic, lambda msg, t=topic: self._on_message(t, msg), qos)
 
     def _on_message(self, topic, msg):
         with self._condition:
             self.records[topic].append((msg, time.time()))
             self._condition.notify_all()
+
+    def matched_publishers(self, topic):
+        """Return how many publishers are matched to the subscription of topic."""
+        return self._probe_subscriptions[topic].get_publisher_count()
 
     def clear(self):
         """Forget everything received so far."""
@@ -105,6 +109,8 @@ def replay_and_collect(graph, bag_path, input_topics, topic, msg_type, last_stam
     probe = graph.add_node(Probe(graph.context, {topic: (msg_type, qos)}, name=name,
                                  namespace=graph.namespace))
     try:
+        if not wait_until(lambda: probe.matched_publishers(topic) > 0, 15.0):
+            raise RuntimeError(f'no publisher matched on {topic}')
         player = play_bag(graph, bag_path, input_topics)
         last = last_stamp_s + player.offset_s
         probe.wait_for(lambda r: any(stamp_to_seconds(m.header.stamp) >= last - 1e-6
@@ -118,10 +124,17 @@ def replay_and_collect(graph, bag_path, input_topics, topic, msg_type, last_stam
 
 def replay_collision_scenario(graph, probe, scenario, bag_path, input_topics,
                               alert_topic='collision_alert', command_topic='haptic_command',
-                              settle_s=3.0):
+                              settle_s=3.0, min_gap_s=1.5):
     """Play a scenario's bag, wait for the last frame's alert, and return its CollisionFigures."""
-    if not wait_until(lambda: probe.count_publishers(alert_topic) > 0, 15.0):
-        raise RuntimeError(f'no publisher on {alert_topic}')
+    # Matched, not merely known to the graph: reliable messages sent before the match are lost.
+    if not wait_until(lambda: probe.matched_publishers(alert_topic) > 0
+                      and probe.matched_publishers(command_topic) > 0, 15.0):
+        raise RuntimeError(f'no publisher matched on {alert_topic} / {command_topic}')
+    # Separate recordings are separate: leave more than max_baseline_s (1 s) of silence after
+    # the previous scenario so that none of its frames can serve as a reference for this one.
+    last_end = getattr(graph, 'last_replay_end', None)
+    if last_end is not None:
+        time.sleep(max(0.0, last_end + min_gap_s - time.monotonic()))
     probe.clear()
     player = play_bag(graph, bag_path, input_topics)
     last_stamp = scenario.frames[-1].stamp_s + player.offset_s
@@ -135,4 +148,5 @@ def replay_collision_scenario(graph, probe, scenario, bag_path, input_topics,
                               m.pattern, rx, stamp_to_seconds(m.header.stamp))
                 for m, rx in probe.snapshot(command_topic)]
     graph.remove_node(player.node)
+    graph.last_replay_end = time.monotonic()
     return collision_figures(scenario.name, scenario.frames, alerts, commands), alerts, commands

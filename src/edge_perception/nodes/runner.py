@@ -67,6 +67,7 @@ class NodeGraph:
         self.nodes = {}
         self.extra_nodes = []
         self.failures = 0          # callbacks that raised (logged, graph kept running)
+        self.last_replay_end = None   # monotonic end of the last scenario replay (nodes.replay)
         self._thread = None
         for type_name in self.node_types:
             self.start_node(type_name)
