@@ -10,7 +10,8 @@ bash "$ROOT/scripts/bootstrap.sh" || exit 1
 cd "$ROOT"
 source scripts/env.sh
 # A DDS domain of its own per run, so parallel runs on one machine never hear each other.
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( ($$ % 100) + 100 ))}"
+# IDs above 101 put DDS ports into the Linux ephemeral port range (ROS 2 docs): use 10..99.
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( ($$ % 90) + 10 ))}"
 
 reports="$(mktemp -d)"
 trap 'rm -rf "$reports"' EXIT
