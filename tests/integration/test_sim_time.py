@@ -53,9 +53,11 @@ def run(tmp_path_factory):
         assert wait_until(lambda: probe.matched_publishers('collision_alert') > 0, 15.0)
         probe.clear()
         player = play_bag(graph, bag, DEPTH_INPUTS, mode='clock')
+        # An alert for one of the last frames (the node may skip frames when busy, by design,
+        # and with /clock stopped nothing else follows).
         assert probe.wait_for(lambda records: any(
-            abs(stamp(m) - end_s) < 1e-6 and m.level != LOST
-            for m, _ in records['collision_alert']), 5.0), 'no alert for the last frame'
+            end_s - 0.2 <= stamp(m) <= end_s + 1e-6 and m.level != LOST
+            for m, _ in records['collision_alert']), 5.0), 'no alert for the last frames'
         result['bag_alerts'] = probe.snapshot('collision_alert')
         graph.remove_node(player.node)
 
