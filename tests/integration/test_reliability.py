@@ -133,9 +133,10 @@ def test_depth_flood_at_ten_times_camera_rate_stays_fresh_and_bounded():
         assert growth < 150, f'memory grew by {growth:.0f} MB under the flood'
         # No queue builds up: the node answers the newest frames as fast at the end as at the
         # start (a queue would make the latency grow chunk after chunk).
-        # A queue grows chunk after chunk: the last chunk and the typical chunk must be fresh (a
-        # fresh clone once showed a single 1.9 s stall in one chunk, then fresh again).
-        assert chunk_latency[-1] < 0.5 and float(np.median(chunk_latency)) < 0.5, chunk_latency
+        # A queue grows chunk after chunk (many stale chunks); a fresh clone once showed a single
+        # 1.9 s stall in one chunk, then fresh again: one isolated stall is not a queue.
+        assert float(np.median(chunk_latency)) < 0.5, chunk_latency
+        assert sum(v >= 0.5 for v in chunk_latency) <= 1, chunk_latency
         assert node.input.received < flooder.published or rate < 250
         assert graph.failures == 0
     finally:
