@@ -5,7 +5,6 @@ real one, built by the runner; only DDS transport is skipped so that thousands o
 in seconds). Nothing may raise; bad input is counted and reported; a good message afterwards
 still produces the right output over DDS.
 """
-import contextlib
 import math
 import pathlib
 
@@ -118,20 +117,13 @@ def graphs(tmp_path_factory):
         graph.shutdown()
 
 
-@contextlib.contextmanager
 def sole_caller(graph, *nodes):
-    """Take nodes off the executor while the test calls their callbacks.
+    """Stop spinning nodes while the test calls their callbacks.
 
     So no timer or DDS callback of theirs runs concurrently (as in real use, where a node's
-    callbacks are mutually exclusive); their publishers keep working.
+    callbacks run one at a time); their publishers keep working.
     """
-    for node in nodes:
-        graph.executor.remove_node(node)
-    try:
-        yield
-    finally:
-        for node in nodes:
-            graph.executor.add_node(node)
+    return graph.paused(*nodes)
 
 
 def good_depth_frame(stamp_sec):

@@ -132,12 +132,13 @@ def test_depth_flood_at_ten_times_camera_rate_stays_fresh_and_bounded():
               f'{[round(v, 3) for v in chunk_latency]}')
         assert growth < 150, f'memory grew by {growth:.0f} MB under the flood'
         # No queue builds up: the node answers the newest frames as fast at the end as at the
-        # start (a queue would make the latency grow chunk after chunk).
-        # A queue grows chunk after chunk (many stale chunks); a fresh clone once showed a single
-        # 1.9 s stall in one chunk, then fresh again: one isolated stall is not a queue.
-        assert float(np.median(chunk_latency)) < 0.5, chunk_latency
-        assert sum(v >= 0.5 for v in chunk_latency) <= 1, chunk_latency
-        assert node.input.received < flooder.published or rate < 250
+        # start (a queue would make the latency grow chunk after chunk). Measured: 3 ms in every
+        # chunk since each node spins in its own thread (NodeSpinner).
+        assert float(np.median(chunk_latency)) < 0.1, chunk_latency
+        assert max(chunk_latency) < 0.5, chunk_latency
+        # The test means what it says only if the flood was one (10x a 30 Hz camera asked; the
+        # node may keep up with all of it, which it does here: received counts warm-up too).
+        assert rate > 150, f'only {rate:.0f} Hz offered: not a flood'
         assert graph.failures == 0
     finally:
         graph.shutdown()

@@ -3,8 +3,10 @@
 Registered depth paired to the colour image by stamp, and intrinsics from CameraInfo.
 
 message_filters is not on PyPI, so pairing is done here: the depth frame nearest in stamp to the
-image, within a tolerance. Depth and camera info are received on their own callback group so
-that a long inference never delays them.
+image, within a tolerance. The image callback looks its depth up after inference, so depth and
+camera info must keep arriving during a long inference: they are received by a small companion
+node (`<node>_camera_inputs`) spun in a thread of its own, as tf2's TransformListener does with
+`spin_thread=True`. Topic names are resolved (namespace and remapping) by the owning node.
 """
 import collections
 import threading
@@ -12,7 +14,8 @@ import threading
 from edge_perception.conversions import depth_to_metres, stamp_to_seconds
 from edge_perception.core.depth_fusion import CameraIntrinsics, DepthFusionError
 from edge_perception.nodes.common import InputMonitor, SENSOR_QOS
-from rclpy.callback_groups import ReentrantCallbackGroup
+from edge_perception.nodes.runner import NodeSpinner
+from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 
@@ -27,19 +30,31 @@ class CameraSideInputs:
         self._camera_info = None
         self.max_depth_age_s = max_depth_age_s
         self.monitors = []
-        group = ReentrantCallbackGroup()
         self.depth = None
+        self.camera_info = None
+        self._spinner = None
+        if not (depth_topic or camera_info_topic):
+            return
+        receiver = Node(f'{node.get_name()}_camera_inputs', namespace=node.get_namespace(),
+                        context=node.context, start_parameter_services=False)
         if depth_topic:
             self.depth = InputMonitor('depth', stale_after_s)
             self.monitors.append(self.depth)
-            node.create_subscription(Image, depth_topic, self._on_depth, SENSOR_QOS,
-                                     callback_group=group)
-        self.camera_info = None
+            receiver.create_subscription(Image, node.resolve_topic_name(depth_topic),
+                                         self._on_depth, SENSOR_QOS)
         if camera_info_topic:
             self.camera_info = InputMonitor('camera_info', stale_after_s)
             self.monitors.append(self.camera_info)
-            node.create_subscription(CameraInfo, camera_info_topic, self._on_camera_info,
-                                     SENSOR_QOS, callback_group=group)
+            receiver.create_subscription(CameraInfo, node.resolve_topic_name(camera_info_topic),
+                                         self._on_camera_info, SENSOR_QOS)
+        self._spinner = NodeSpinner(receiver).start()
+
+    def close(self):
+        """Stop receiving and destroy the companion node."""
+        if self._spinner is not None:
+            spinner, self._spinner = self._spinner, None
+            spinner.stop(timeout_s=2.0)
+            spinner.node.destroy_node()
 
     def _on_depth(self, msg):
         self.depth.arrived()

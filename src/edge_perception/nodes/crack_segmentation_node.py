@@ -77,6 +77,11 @@ class CrackSegmentationNode(Node):
         self.diagnostics = Diagnostics(self, [self.image_input] + self.side.monitors,
                                        extra=[self._model_status])
 
+    def destroy_node(self):
+        """Stop the camera-side receiver thread with the node."""
+        self.side.close()
+        return super().destroy_node()
+
     def _load(self):
         from edge_perception.core.moe import CrackSegmenter
         p = self.params

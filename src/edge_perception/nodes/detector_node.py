@@ -89,6 +89,11 @@ class DetectorNode(Node):
         self.diagnostics = Diagnostics(self, [self.image_input] + self.side.monitors,
                                        extra=[self._model_status])
 
+    def destroy_node(self):
+        """Stop the camera-side receiver thread with the node."""
+        self.side.close()
+        return super().destroy_node()
+
     # ---------------------------------------------------------------- models
     def _load_models(self):
         """(Re)load the detector and material models; keep running and report on failure."""

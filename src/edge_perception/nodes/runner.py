@@ -6,6 +6,7 @@ keyed by node name with `ros__parameters`), so both start identical graphs.
 
     edge-perception run --nodes time_to_impact haptic_alert --params-file config/collision.yaml
 """
+import contextlib
 import gc
 import importlib
 import logging
@@ -14,7 +15,8 @@ import threading
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, ShutdownException
+from rclpy.executors import SingleThreadedExecutor
 
 _LOG = logging.getLogger('edge_perception.runner')
 
@@ -48,42 +50,116 @@ def ros_args(params_files=(), use_sim_time=None, extra=()):
     return args if len(args) > 1 else []
 
 
+class NodeSpinner:
+    """One node on a SingleThreadedExecutor of its own, spun in a daemon thread.
+
+    Why not one MultiThreadedExecutor for the graph: rclpy's multi-threaded executor re-yields a
+    callback that is queued but not yet started on every pass of its wait loop, so while a
+    worker waits for the GIL the spinning thread loops at full speed holding it. Measured on
+    the 2-core CI machine: the spin thread took 2.2-2.4 s of CPU in 2.4 s of bag replay, single
+    callbacks stalled 300-700 ms and 80-90% of depth frames were never processed, on a quiet
+    machine. One thread per node, each waiting and then running its own callbacks, has no such
+    hand-off, and a slow node (inference) can never hold up another (the safety chain).
+    This is the layout of rclcpp_components' component_container_isolated.
+    """
+
+    def __init__(self, node, on_failure=None):
+        self.node = node
+        self._on_failure = on_failure
+        self.executor = SingleThreadedExecutor(context=node.context)
+        self.executor.add_node(node)
+        self._thread = None
+
+    def start(self):
+        """Start spinning in a daemon thread; returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.spin, daemon=True,
+                                            name=f'spin:{self.node.get_name()}')
+            self._thread.start()
+        return self
+
+    def spin(self):
+        """Spin until the executor or the context shuts down."""
+        # One failing callback must not stop a safety graph: log it and keep spinning (the
+        # node's diagnostics report its own errors).
+        executor, context = self.executor, self.node.context
+        while context.ok():
+            try:
+                executor.spin()
+                return       # executor shut down
+            except (ExternalShutdownException, ShutdownException, KeyboardInterrupt):
+                return
+            except Exception:  # noqa: BLE001
+                if not context.ok():
+                    return
+                if self._on_failure is not None:
+                    self._on_failure()
+                _LOG.exception('callback of %s raised; node keeps running',
+                               self.node.get_name())
+
+    def stop(self, timeout_s=5.0):
+        """Stop spinning (the node itself stays alive)."""
+        self.executor.shutdown(timeout_sec=timeout_s)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout_s)
+        self._thread = None
+
+
 class NodeGraph:
-    """A set of nodes in one process, with its own rclpy context, spun in a background thread.
+    """A set of nodes in one process, with its own rclpy context, each node spun in a thread.
 
     Used by `edge-perception run`, by the demo and by the integration tests, so all three start
-    the same real nodes over real DDS.
+    the same real nodes over real DDS. Each node has an executor and a thread of its own
+    (NodeSpinner), as each would have in a process of its own under the launch files.
     """
 
     def __init__(self, node_types, params_files=(), use_sim_time=None, namespace='',
-                 extra_ros_args=(), num_threads=None):
+                 extra_ros_args=()):
         self.node_types = list(node_types)
         self.namespace = namespace
         self.context = Context()
         rclpy.init(
             args=['edge_perception'] + ros_args(params_files, use_sim_time, extra_ros_args),
             context=self.context)
-        self.executor = MultiThreadedExecutor(
-            num_threads=num_threads or max(2, len(self.node_types) + 1), context=self.context)
         self.nodes = {}
         self.extra_nodes = []
         self.failures = 0          # callbacks that raised (logged, graph kept running)
         self.last_replay_end = None   # monotonic end of the last scenario replay (nodes.replay)
-        self._thread = None
+        self._spinners = {}        # node -> NodeSpinner
+        self._lock = threading.Lock()
+        self._spinning = False
         for type_name in self.node_types:
             self.start_node(type_name)
 
-    def start_node(self, type_name):
-        """Create the node of type_name and add it to the executor."""
-        node = node_class(type_name)(context=self.context, namespace=self.namespace)
-        self.nodes[type_name] = node
-        self.executor.add_node(node)
+    def _count_failure(self):
+        with self._lock:
+            self.failures += 1
+
+    def _attach(self, node):
+        spinner = NodeSpinner(node, self._count_failure)
+        with self._lock:
+            self._spinners[node] = spinner
+            spinning = self._spinning
+        if spinning:
+            spinner.start()
         return node
 
+    def _detach(self, node):
+        with self._lock:
+            spinner = self._spinners.pop(node, None)
+        if spinner is not None:
+            spinner.stop()
+
+    def start_node(self, type_name):
+        """Create the node of type_name and start spinning it (if the graph spins)."""
+        node = node_class(type_name)(context=self.context, namespace=self.namespace)
+        self.nodes[type_name] = node
+        return self._attach(node)
+
     def stop_node(self, type_name):
-        """Remove and destroy one node (as if its process died)."""
+        """Stop and destroy one node (as if its process died)."""
         node = self.nodes.pop(type_name)
-        self.executor.remove_node(node)
+        self._detach(node)
         node.destroy_node()
 
     def restart_node(self, type_name):
@@ -93,55 +169,72 @@ class NodeGraph:
 
     def add_node(self, node):
         """Add an extra node built by the caller with this graph's context (e.g. a test probe)."""
-        self.executor.add_node(node)
         self.extra_nodes.append(node)
-        return node
+        return self._attach(node)
 
     def remove_node(self, node):
         """Remove and destroy an extra node added with add_node."""
-        self.executor.remove_node(node)
+        self._detach(node)
         self.extra_nodes.remove(node)
         node.destroy_node()
 
+    def pause(self, *nodes):
+        """Stop spinning nodes (a test calling their callbacks directly).
+
+        Their timers and subscriptions do not run meanwhile; their publishers keep working.
+        """
+        for node in nodes:
+            self._detach(node)
+
+    def resume(self, *nodes):
+        """Spin paused nodes again."""
+        for node in nodes:
+            self._attach(node)
+
+    @contextlib.contextmanager
+    def paused(self, *nodes):
+        """pause() for the duration of a with block."""
+        self.pause(*nodes)
+        try:
+            yield nodes
+        finally:
+            self.resume(*nodes)
+
     def spin_in_background(self):
-        """Spin the executor in a daemon thread; returns self."""
-        self._thread = threading.Thread(target=self._spin, name='node-graph', daemon=True)
-        self._thread.start()
+        """Start every node's spin thread; returns self."""
+        with self._lock:
+            self._spinning = True
+            spinners = list(self._spinners.values())
+        for spinner in spinners:
+            spinner.start()
         return self
 
-    def _spin(self):
-        # One failing callback must not stop every other node of a safety graph: log it and
-        # keep spinning (the node's diagnostics report its own errors).
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.1)
-            except (ExternalShutdownException, KeyboardInterrupt):
-                break
-            except Exception:  # noqa: BLE001
-                if not self.context.ok():
-                    break
-                self.failures += 1
-                _LOG.exception('callback raised; graph keeps running')
-
     def spin(self):
-        """Spin in the calling thread until shutdown (Ctrl-C)."""
-        self._spin()
+        """Spin until shutdown (Ctrl-C) in the calling thread."""
+        self.spin_in_background()
+        stopped = threading.Event()
+        self.context.on_shutdown(stopped.set)
+        while self.context.ok() and not stopped.wait(0.5):
+            pass
 
     def shutdown(self):
-        """Destroy the nodes and shut the context down."""
+        """Stop every spin thread, destroy the nodes and free the context's DDS participant."""
         if self.context.ok():
-            rclpy.shutdown(context=self.context)      # stops the spin loop
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-        self.executor.shutdown(timeout_sec=2.0)
+            rclpy.shutdown(context=self.context)      # wakes and ends every spin loop
+        with self._lock:
+            spinners = list(self._spinners.values())
+            self._spinners.clear()
+            self._spinning = False
+        for spinner in spinners:
+            spinner.stop(timeout_s=2.0)
         # The context's shutdown destroyed the nodes already.
         self.nodes.clear()
         self.extra_nodes.clear()
-        # Free the DDS participant now: while the executor holds the context's handle its
+        # Free the DDS participant now: while an executor holds the context's handle its
         # destruction is deferred, and a process that starts many graphs (tests, restarts) would
         # keep every old participant alive, announcing to each new one (measured: ~2.4 native
         # threads leaked per graph; later graphs' messages got delayed).
-        self.executor = None
+        spinners = None
         try:
             self.context.destroy()
         except Exception:  # noqa: BLE001 - already destroyed: nothing left to free
@@ -158,7 +251,7 @@ class NodeGraph:
 def spin_nodes(node_classes, args=None):
     """Entry point helper for a one-node executable (ros2 run style: ROS args from argv)."""
     rclpy.init(args=args)
-    executor = MultiThreadedExecutor()
+    executor = SingleThreadedExecutor()     # see NodeSpinner for why not multi-threaded
     nodes = [cls() for cls in node_classes]
     for node in nodes:
         executor.add_node(node)
