@@ -39,12 +39,10 @@ WARM_UP_S = 0.3   # the estimator needs baseline_s (0.25 s) of history before it
 def coverage(figures, alerts, scenario):
     """Fraction of frames after the warm-up that got a judged (non SENSOR_LOST) alert.
 
-    The node skips frames it cannot take in time (sensor QoS keeps only the freshest), by design.
-    Measured: 0.98-1.0 in the development tree, 0.65-0.89 in fresh clones on the same machine
-    (their estimator step also ran ~30% slower; cause not found yet). The safety figures
-    (missed alerts, false alerts, lead time, TTI error) are asserted separately and held in
-    both. Coverage is reported (pytest -s), not asserted: one fresh clone went as low as 0.27
-    (walk_to_wall) for reasons not yet found (see the closing note of the first stop).
+    The node may skip a frame it cannot take in time (sensor QoS keeps only the freshest), by
+    design, so coverage is asserted >= 90%, not 100%. Measured 0.98-1.0 since each node spins in
+    its own thread; with one MultiThreadedExecutor for the graph it fell to 0.27-0.89 (its spin
+    thread busy-looped holding the GIL: see runner.NodeSpinner).
     """
     due = {round(f.stamp_s, 6) for f in scenario.frames if f.stamp_s >= WARM_UP_S}
     got = {round(a.scenario_stamp_s, 6) for a in alerts if a.level != 4}
@@ -57,8 +55,7 @@ def run(chain, bag_dir, name, inputs=DEPTH_INPUTS, **kwargs):
     bag = write_scenario_bag(scenario, bag_dir / name)
     figures, alerts, commands = replay_collision_scenario(graph, probe, scenario, bag, inputs)
     RESULTS[name] = dict(figures.summary(), coverage=coverage(figures, alerts, scenario))
-    # Coverage is reported, not asserted: see coverage(). Estimates must flow, though.
-    assert figures.frames_judged >= 10, f'no estimates came through: {RESULTS[name]}'
+    assert RESULTS[name]['coverage'] >= 0.9, f'alerts lost on the way: {RESULTS[name]}'
     return figures, alerts, commands
 
 
@@ -117,12 +114,11 @@ def test_lidar_sources(bag_dir, tmp_path, source, topic, bag_options):
             scenario = scenario_by_name(name)
             bag = write_scenario_bag(scenario, bag_dir / f'{source}_{name}', **bag_options)
             figures, alerts, _ = replay_collision_scenario(graph, probe, scenario, bag, [topic])
-            RESULTS[f'{source}_{name}'] = figures.summary()
-            assert figures.frames_judged >= 10, figures.summary()
+            RESULTS[f'{source}_{name}'] = dict(figures.summary(),
+                                               coverage=coverage(figures, alerts, scenario))
+            assert RESULTS[f'{source}_{name}']['coverage'] >= 0.9, RESULTS[f'{source}_{name}']
             if expect:
-                # Depth holds >= 2.0 s (test above). LiDAR measured 2.40 s in the development tree
-                # and 1.90 s in a fresh clone that dropped a third of the clouds (see coverage()).
-                assert not figures.missed and figures.lead_time_s >= 1.5, figures.summary()
+                assert not figures.missed and figures.lead_time_s >= 2.0, figures.summary()
                 assert figures.median_tti_rel_error <= 0.10
             else:
                 assert figures.false_alert_frames == 0, figures.summary()

@@ -53,11 +53,11 @@ def run(tmp_path_factory):
         assert wait_until(lambda: probe.matched_publishers('collision_alert') > 0, 15.0)
         probe.clear()
         player = play_bag(graph, bag, DEPTH_INPUTS, mode='clock')
-        # An alert for one of the last frames (the node may skip frames when busy, by design,
-        # and with /clock stopped nothing else follows).
+        # The last frame is never skipped (freshest-frame QoS drops only frames a newer one
+        # replaced), so its alert marks the end of the replay.
         assert probe.wait_for(lambda records: any(
-            end_s - 0.2 <= stamp(m) <= end_s + 1e-6 and m.level != LOST
-            for m, _ in records['collision_alert']), 5.0), 'no alert for the last frames'
+            abs(stamp(m) - end_s) < 1e-6 and m.level != LOST
+            for m, _ in records['collision_alert']), 5.0), 'no alert for the last frame'
         result['bag_alerts'] = probe.snapshot('collision_alert')
         graph.remove_node(player.node)
 
@@ -105,9 +105,9 @@ def test_alert_stamps_are_the_bags_sim_time(run):
     assert all(0.0 <= stamp(m) <= run['end_s'] + 1e-6 for m, _ in alerts)
     due = {round(f.stamp_s, 6) for f in scenario.frames if f.stamp_s >= WARM_UP_S}
     got = {round(stamp(m), 6) for m in judged}
-    # Freshest-frame skipping: 0.98-1.0 in the development tree, lower in slow fresh clones (see
-    # test_collision_chain.coverage); a health floor, the timing figures are asserted below.
-    assert len(due & got) / len(due) >= 0.5, 'alerts lost on the way'
+    # The node may skip a frame when busy (freshest frame only), by design: see
+    # test_collision_chain.coverage.
+    assert len(due & got) / len(due) >= 0.9, 'alerts lost on the way'
 
 
 def test_warning_in_time_and_tti_in_simulated_seconds(run):
@@ -116,8 +116,7 @@ def test_warning_in_time_and_tti_in_simulated_seconds(run):
                for m, rx in run['bag_alerts']]
     figures = collision_figures(scenario.name, scenario.frames, records)
     assert not figures.missed
-    # 0.30 s measured in the development tree, 0.57 s in a slow fresh clone that skipped frames.
-    assert figures.detection_delay_s <= 0.75, figures.summary()   # bag time after it was due
+    assert figures.detection_delay_s <= 0.5, figures.summary()   # bag time after it was due
     assert figures.lead_time_s >= 2.0, figures.summary()
     assert figures.median_tti_rel_error <= 0.10, figures.summary()
     assert max(m.level for m, _ in run['bag_alerts'] if m.level != LOST) == \

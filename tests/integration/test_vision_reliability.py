@@ -221,9 +221,7 @@ def test_image_flood_keeps_memory_bounded_and_processes_the_freshest_frame(tmp_p
               f'(max growth {growth:.0f} MB), answered-frame age per chunk (s) '
               f'{[round(v, 3) for v in lags]}, callback {node.diagnostics.latency.summary()}')
         assert growth < 200, f'memory grew by {growth:.0f} MB under the flood'
-        # A queue grows chunk after chunk (many stale chunks); one isolated stall is not a queue.
-        assert lags and float(np.median(lags)) < 0.5 and sum(v >= 0.5 for v in lags) <= 1, \
-            f'a queue built up: the node answered stale frames {lags}'
+        assert lags and max(lags) < 0.5, f'a queue built up: the node answered stale frames {lags}'
         assert math.isfinite(rss_start) and graph.failures == 0
     finally:
         graph.shutdown()
