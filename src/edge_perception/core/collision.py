@@ -31,6 +31,7 @@ frame on one x86 server core; measure yours with `edge-perception bench-tti`).
 """
 import bisect
 from collections import deque
+import dataclasses
 from dataclasses import dataclass
 import enum
 import math
@@ -71,7 +72,7 @@ class TTIEstimate:
     speed_mps: float       # signed range rate, m/s; negative = approaching (paper's convention)
     tti_s: float           # distance / -speed when approaching, else math.inf
     distance_m: float      # NaN when nothing qualifies
-    alert: bool            # should_alert(speed_mps, tti_s, thresholds of the config)
+    alert: bool            # should_alert(speed_mps, tti_s, thresholds) and confirmed
     confidence: float      # 0..1, see DepthTTIEstimator.update
     bearing_rad: float     # direction of the approaching points (0 ahead, + left); NaN if unknown
     valid: bool            # False: too few valid samples, or no reference frame yet
@@ -79,6 +80,9 @@ class TTIEstimate:
     support: int = 0       # number of samples the distance and speed are computed from
     baseline_s: float = math.nan   # time between the reference frame and this one
     step_check: bool = False       # whether a mid frame was available to reject depth steps
+    # False for an approach not yet seen in confirm_frames consecutive estimates at consistent
+    # distances (alert is then False, and the node raises no level on it). True otherwise.
+    confirmed: bool = True
     # Input usable, but the history is still too short for an estimate (after start-up or a
     # gap): not a sensor fault.
     warming_up: bool = False
@@ -121,6 +125,7 @@ class SceneTTIConfig:
     require_step_check: bool = True   # without a mid frame: invalid (True) or unchecked (False)
     min_motion_snr: float = 3.0       # lengthen the baseline until motion >= this x noise (0: off)
     max_speed_mps: float = 20.0       # faster depth changes are surface changes, not motion
+    confirm_frames: int = 2           # consecutive consistent approach estimates to alert (1: off)
 
     def __post_init__(self):
         """Reject inconsistent values with a message naming the field."""
@@ -160,6 +165,8 @@ class SceneTTIConfig:
         need(self.dominance_ratio >= 1.0, 'dominance_ratio must be >= 1')
         need(self.max_groups >= 1, 'max_groups must be >= 1')
         need(self.max_speed_mps > 0, f'max_speed_mps must be > 0, got {self.max_speed_mps}')
+        need(int(self.confirm_frames) == self.confirm_frames and self.confirm_frames >= 1,
+             f'confirm_frames must be an integer >= 1, got {self.confirm_frames}')
 
 
 def lidar_scene_config(**overrides) -> SceneTTIConfig:
@@ -244,6 +251,8 @@ class DepthTTIEstimator:
         self._cols = None
         self._roi_bearings = None
         self._roi_width = 0
+        self._approach_run = 0        # consecutive consistent approach estimates
+        self._last_approach = None    # (stamp, distance, speed) of the latest one
 
     # -- input -----------------------------------------------------------------------------
 
@@ -357,7 +366,7 @@ class DepthTTIEstimator:
             self._setup_shape(depth_m.shape)
         roi, valid = self._prepare(depth_m)
         frame = _Frame(stamp, roi, valid, int(np.count_nonzero(valid)))
-        estimate = self._estimate(frame)
+        estimate = self._confirm(self._estimate(frame), stamp)
         self._history.append(frame)
         self._stamps.append(stamp)
         # Keep only what can still serve as a reference or a mid frame.
@@ -365,6 +374,44 @@ class DepthTTIEstimator:
             self._history.popleft()
             self._stamps.pop(0)
         return estimate
+
+    def _confirm(self, estimate, stamp):
+        """Hold back an approach until confirm_frames consecutive estimates agree.
+
+        A single estimate can be fooled where the step check is blind: a scene cut across a
+        dropout, or three surfaces passing one sample (one frame's mid value near the line by
+        chance). A real approach is seen again in the next frame, at the distance the last
+        estimate predicts; a blip is not. Costs one frame of delay (33 ms at 30 Hz).
+        """
+        cfg = self.config
+        if not estimate.valid:
+            # Invalid frames (holes, warm-up) neither confirm nor break a run, within a baseline.
+            if (self._last_approach is not None and
+                    stamp - self._last_approach[0] > cfg.max_baseline_s):
+                self._approach_run, self._last_approach = 0, None
+            return estimate
+        if not (estimate.support > 0 and estimate.speed_mps < 0):
+            self._approach_run, self._last_approach = 0, None
+            return estimate
+        distance, speed = estimate.distance_m, estimate.speed_mps
+        run = 1
+        if self._last_approach is not None:
+            last_stamp, last_distance, last_speed = self._last_approach
+            dt = stamp - last_stamp
+            sigma = cfg.noise_floor_m + cfg.noise_k * distance * distance
+            # The group's depth band, plus half the distance the last speed predicts moved
+            # (a speed measured over a short baseline is noisy).
+            tolerance = (max(cfg.band_sigmas * sigma, cfg.cluster_bin_fraction * distance) +
+                         0.5 * abs(last_speed) * dt)
+            if (dt <= cfg.max_baseline_s and
+                    abs(distance - (last_distance + last_speed * dt)) <= tolerance):
+                run = self._approach_run + 1
+        self._approach_run, self._last_approach = run, (stamp, distance, speed)
+        if run >= cfg.confirm_frames:
+            return estimate
+        return dataclasses.replace(
+            estimate, alert=False, confirmed=False,
+            reason=f'{estimate.reason} (to confirm: {run}/{int(cfg.confirm_frames)} frames)')
 
     def _invalid(self, reason, confidence=0.0, warming_up=False):
         return TTIEstimate(warming_up=warming_up,
@@ -436,6 +483,7 @@ class DepthTTIEstimator:
         shape = now.shape
         now, change, moving, linear = (a.reshape(-1) for a in (now, change, moving, linear))
         ref_flat = ref.roi.reshape(-1)
+        mid_flat = None if mid is None else mid.roi.reshape(-1)
         n_moving = int(np.count_nonzero(moving))
         moving_linear = moving & linear
         n_steps = n_moving - int(np.count_nonzero(moving_linear))
@@ -445,7 +493,7 @@ class DepthTTIEstimator:
         for sign in (-1.0, 1.0):
             direction = approaching if sign < 0 else ~approaching
             group = self._group(moving_linear & direction, now, ref_flat, change, linear,
-                                sign, min_support)
+                                sign, min_support, mid_flat, fraction)
             if group is None:
                 continue
             support_mask, support, distance, median_change = group
@@ -524,11 +572,13 @@ class DepthTTIEstimator:
         median_column = int(np.searchsorted(np.cumsum(per_column), 0.5 * support))
         return float(self._roi_bearings[min(median_column, self._roi_width - 1)])
 
-    def _group(self, candidate_mask, now, ref, change, linear, sign, min_support):
+    def _group(self, candidate_mask, now, ref, change, linear, sign, min_support, mid=None,
+               fraction=None):
         """Find the nearest coherent group among candidate samples moving in direction `sign`.
 
-        All arrays are 1-D over the same samples. Returns (support mask, support count,
-        median distance, median change) or None.
+        All arrays are 1-D over the same samples (mid: the mid frame taken `fraction` of the
+        way from ref to now, or None). Returns (support mask, support count, median distance,
+        median change) or None.
         """
         cfg = self.config
         n_candidates = int(np.count_nonzero(candidate_mask))
@@ -590,8 +640,28 @@ class DepthTTIEstimator:
             sample, _ = _thin(support, self._max_median_samples)
             distance = _median(now[sample])
             median_change = _median(change[sample])
+            if mid is not None and not self._group_is_linear(
+                    mid[sample], ref[sample], change[sample], fraction, median_change, noise):
+                continue
             return toward, support.size, distance, median_change
         return None
+
+    def _group_is_linear(self, mid, ref, change, fraction, median_change, noise):
+        """Return whether the group's mid frame sat on the line from ref to now (step check).
+
+        Far away the per-sample test cannot tell a step from motion (at 10 m sigma(z) is about
+        0.25 m, so a 2 m jump passes its tolerance): a scene cut, or the sensor turning to
+        another surface, read as an 8 m/s approach. Over the whole group the median deviation
+        of a step is fraction (or 1 - fraction) of the change, >= mid_fraction_min; of motion
+        it is zero to within the median's noise (1.25 * sqrt(1.5) * sigma / sqrt(n)), plus a
+        little curvature when the speed changes (a * dt / 8v of the change: 0.06 for 5 m/s2
+        at 3 m/s over 0.3 s).
+        """
+        cfg = self.config
+        deviation = _median(mid - (ref + change * fraction))
+        allowed = (cfg.step_tolerance * abs(median_change) +
+                   cfg.band_sigmas * 1.25 * math.sqrt(1.5) * noise / math.sqrt(mid.size))
+        return abs(deviation) <= allowed
 
 
 # -- LiDAR helpers: turn scans and clouds into range images for DepthTTIEstimator -------------

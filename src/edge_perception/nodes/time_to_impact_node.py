@@ -63,6 +63,9 @@ PARAMS = [
           'estimate invalid rather than risk an entering object looking like an approach'),
     Param('max_speed_mps', 20.0, 'Faster depth changes are surface changes, not motion, m/s',
           0.1, 1000.0),
+    Param('confirm_frames', 2, 'An approach raises a level once seen in this many consecutive '
+          'frames at consistent distances (1: at once; 2 costs one frame, rejects one-frame '
+          'blips such as a scene cut)', 1, 10),
     # Alert test and levels.
     Param('speed_threshold_mps', -2.2,
           'WARNING when range rate is below this (negative = approaching), m/s', -100.0, 0.0),
@@ -148,7 +151,7 @@ class TimeToImpactNode(Node):
             'min_valid_fraction': p['min_valid_fraction'],
             'roi_stride': p['roi_stride'], 'detect_sigmas': p['detect_sigmas'],
             'require_step_check': p['require_step_check'],
-            'max_speed_mps': p['max_speed_mps']}
+            'max_speed_mps': p['max_speed_mps'], 'confirm_frames': p['confirm_frames']}
         for name in ('noise_k', 'noise_floor_m'):
             if p[name] >= 0:
                 common[name] = p[name]
@@ -234,8 +237,11 @@ class TimeToImpactNode(Node):
             self._last_valid_rx = self._now_s()
         else:
             self.input.reject(estimate.reason)
-        level = self._filter_level(estimate.speed_mps, estimate.tti_s, estimate.valid,
-                                   stamp_to_seconds(header.stamp))
+        # An approach seen in one frame only raises no level yet (see SceneTTIConfig.
+        # confirm_frames); the message still reports what was measured.
+        speed, tti = ((estimate.speed_mps, estimate.tti_s) if estimate.confirmed
+                      else (0.0, math.inf))
+        level = self._filter_level(speed, tti, estimate.valid, stamp_to_seconds(header.stamp))
         alert = self._alert_from_scene(header, estimate, level)
         self._merge_object_alert(alert)
         self._publish(alert)
