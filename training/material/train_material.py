@@ -135,6 +135,38 @@ def random_rot90(batch, generator):
 
 
 @torch.no_grad()
+def sgd_optimizer(model, lr, weight_decay):
+    """Nesterov SGD, with weight decay on weights only (not on biases and norm scales)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.SGD(
+        [{'params': decay, 'weight_decay': weight_decay},
+         {'params': no_decay, 'weight_decay': 0.0}], lr=lr, momentum=0.9, nesterov=True)
+
+
+def warmup_cosine(base_lr, warmup_steps, total_steps):
+    """Return lr_at(step): linear warm-up to base_lr, then cosine decay to 0 at total_steps."""
+    def lr_at(step):
+        if step < warmup_steps:
+            return base_lr * (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return base_lr * 0.5 * (1 + np.cos(np.pi * progress))
+    return lr_at
+
+
+def train_step(model, optimizer, ema, inputs, targets, lr, class_weights, label_smoothing):
+    """Run one optimisation step at learning rate lr and update the EMA; return the loss."""
+    for group in optimizer.param_groups:
+        group['lr'] = lr
+    loss = F.cross_entropy(model(inputs), targets, weight=class_weights,
+                           label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    ema.update_parameters(model)
+    return loss.item()
+
+
 def evaluate(model, inputs, labels, num_classes, batch_size=64):
     """Return (top-1, per-class recall list, confusion matrix rows=true cols=predicted)."""
     model.eval()
@@ -235,22 +267,12 @@ def main(argv=None):
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema_decay),
         use_buffers=True)
     parameters = sum(p.numel() for p in model.parameters())
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.SGD(
-        [{'params': decay, 'weight_decay': args.weight_decay},
-         {'params': no_decay, 'weight_decay': 0.0}], lr=args.lr, momentum=0.9, nesterov=True)
+    optimizer = sgd_optimizer(model, args.lr, args.weight_decay)
     steps_per_epoch = len(train_images) // args.batch_size
     if args.max_batches:
         steps_per_epoch = min(steps_per_epoch, args.max_batches)
     total_steps = steps_per_epoch * args.epochs
-    warmup_steps = int(args.warmup_epochs * steps_per_epoch)
-
-    def lr_at(step):
-        if step < warmup_steps:
-            return args.lr * (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return args.lr * 0.5 * (1 + np.cos(np.pi * progress))
+    lr_at = warmup_cosine(args.lr, int(args.warmup_epochs * steps_per_epoch), total_steps)
 
     augment = make_augment(args.input_size, args.min_crop_scale, args.erase_probability)
     history, best = [], {'top1': -1.0}
@@ -265,15 +287,8 @@ def main(argv=None):
             inputs = random_rot90(torch.stack([augment(train_images[i]) for i in indices]),
                                   generator)
             targets = torch.from_numpy(train_labels[indices])
-            for group in optimizer.param_groups:
-                group['lr'] = lr_at(step)
-            loss = F.cross_entropy(model(inputs), targets, weight=class_weights,
-                                   label_smoothing=args.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            ema.update_parameters(model)
-            loss_sum += loss.item()
+            loss_sum += train_step(model, optimizer, ema, inputs, targets, lr_at(step),
+                                   class_weights, args.label_smoothing)
             step += 1
         train_seconds = time.time() - epoch_start
         top1, recall, confusion = evaluate(ema.module, val_inputs, val_labels, num_classes)

@@ -32,7 +32,6 @@ import numpy as np
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
 # Sibling training scripts are plain modules, not a package.
@@ -41,7 +40,7 @@ from belt_augment import (  # noqa: E402, I100
     cached_crop_pool, cutout_cache, held_out_belt_crops, SAMPLE_STYLE)
 from train_material import (  # noqa: E402, I100
     check_onnx_matches_torch, evaluate, export_onnx, list_images, load_rgb, make_augment,
-    MaterialNet, random_rot90, shrink_short_side)
+    MaterialNet, random_rot90, sgd_optimizer, shrink_short_side, train_step, warmup_cosine)
 
 
 def belt_crop_augment(input_size):
@@ -157,22 +156,12 @@ def main(argv=None):
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema_decay),
         use_buffers=True)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    optimizer = torch.optim.SGD(
-        [{'params': decay, 'weight_decay': args.weight_decay},
-         {'params': no_decay, 'weight_decay': 0.0}], lr=args.lr, momentum=0.9, nesterov=True)
+    optimizer = sgd_optimizer(model, args.lr, args.weight_decay)
     steps_per_epoch = (n_plain + n_belt) // args.batch_size
     if args.max_batches:
         steps_per_epoch = min(steps_per_epoch, args.max_batches)
     total_steps = steps_per_epoch * args.epochs
-    warmup_steps = int(args.warmup_epochs * steps_per_epoch)
-
-    def lr_at(step):
-        if step < warmup_steps:
-            return args.lr * (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return args.lr * 0.5 * (1 + np.cos(np.pi * progress))
+    lr_at = warmup_cosine(args.lr, int(args.warmup_epochs * steps_per_epoch), total_steps)
 
     augment_plain = make_augment(input_size, args.min_crop_scale, args.erase_probability)
     augment_belt = belt_crop_augment(input_size)
@@ -206,15 +195,8 @@ def main(argv=None):
                  for is_belt, i in batch]), generator)
             targets = torch.tensor([belt_labels[i] if is_belt else train_labels[i]
                                     for is_belt, i in batch])
-            for group in optimizer.param_groups:
-                group['lr'] = lr_at(step)
-            loss = F.cross_entropy(model(inputs), targets, weight=class_weights,
-                                   label_smoothing=args.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            ema.update_parameters(model)
-            loss_sum += loss.item()
+            loss_sum += train_step(model, optimizer, ema, inputs, targets, lr_at(step),
+                                   class_weights, args.label_smoothing)
             step += 1
         train_seconds = time.time() - epoch_start
         val_top1, val_recall, _ = evaluate(ema.module, val_inputs, val_labels, num_classes)
