@@ -14,32 +14,14 @@ from edge_perception.core.scenarios import PinholeCamera, render_depth
 from edge_perception.nodes.replay import collision_probe
 from edge_perception.nodes.runner import NodeGraph
 from edge_perception_msgs.msg import CollisionAlert, Detection, DetectionArray
-from hypothesis import given, HealthCheck, settings, strategies as st
+from fuzz_strategies import fuzz_settings, images
+from hypothesis import given, strategies as st
 import pytest
-from sensor_msgs.msg import Image, LaserScan, PointCloud2, PointField
+from sensor_msgs.msg import LaserScan, PointCloud2, PointField
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / 'config' / 'collision.yaml'
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
-ENCODINGS = ['16UC1', '32FC1', 'mono16', 'mono8', 'rgb8', 'bgr8', 'rgba8', '8UC3', '64FC1',
-             'yuv422', 'bayer_rggb8', '', 'garbage']
+FUZZ = fuzz_settings(150)
 FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=32)
-
-
-@st.composite
-def images(draw):
-    msg = Image()
-    msg.header.frame_id = draw(st.sampled_from(['', 'cam', 'x' * 300]))
-    msg.header.stamp = Time(sec=draw(st.integers(0, 2**31 - 1)),
-                            nanosec=draw(st.integers(0, 999_999_999)))
-    msg.encoding = draw(st.sampled_from(ENCODINGS))
-    msg.height = draw(st.integers(0, 48))
-    msg.width = draw(st.integers(0, 48))
-    msg.step = draw(st.integers(0, 400))
-    msg.is_bigendian = draw(st.booleans())
-    msg.data = draw(st.binary(min_size=0, max_size=6000))
-    return msg
 
 
 @st.composite

@@ -16,9 +16,10 @@ from edge_perception.conversions import numpy_to_image, stamp_to_seconds
 from edge_perception.nodes.common import DATA_QOS
 from edge_perception.nodes.replay import Probe, wait_until
 from edge_perception.nodes.runner import NodeGraph
-from edge_perception.samples import waste_belt_frames, waste_camera
-from edge_perception_msgs.msg import DetectionArray
-from hypothesis import given, HealthCheck, settings, strategies as st
+from edge_perception.samples import crack_frames, waste_belt_frames, waste_camera
+from edge_perception_msgs.msg import CrackSegmentation, DetectionArray
+from fuzz_strategies import camera_infos, fuzz_settings, images
+from hypothesis import given
 import numpy as np
 import pytest
 from rclpy.node import Node
@@ -30,32 +31,7 @@ MODELS = ROOT / 'src/edge_perception/models'
 DETECTOR = next(iter(sorted((MODELS / 'detector').glob('*.onnx'))), None)
 CRACK_MANIFEST = MODELS / 'crack' / 'moe.yaml'
 FLOOD_S = float(os.environ.get('EDGE_PERCEPTION_FLOOD_S', '60'))
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
-ENCODINGS = ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', '16UC1', '32FC1', 'yuv422', '', 'x']
-
-
-@st.composite
-def images(draw):
-    msg = Image()
-    msg.header.stamp = Time(sec=draw(st.integers(0, 10**6)), nanosec=0)
-    msg.encoding = draw(st.sampled_from(ENCODINGS))
-    msg.height = draw(st.integers(0, 40))
-    msg.width = draw(st.integers(0, 40))
-    msg.step = draw(st.integers(0, 200))
-    msg.is_bigendian = draw(st.booleans())
-    msg.data = draw(st.binary(max_size=5000))
-    return msg
-
-
-@st.composite
-def camera_infos(draw):
-    msg = CameraInfo()
-    msg.width = draw(st.integers(0, 50))
-    msg.height = draw(st.integers(0, 50))
-    msg.k = [draw(st.floats(allow_nan=True, allow_infinity=True)) for _ in range(9)]
-    return msg
+FUZZ = fuzz_settings(60)
 
 
 def params_file(tmp_path, text):
@@ -70,15 +46,52 @@ def sole_caller(graph, node):
     return node
 
 
-@pytest.mark.skipif(DETECTOR is None, reason='no shipped detector model')
-def test_detector_survives_malformed_images_depth_and_camera_info(tmp_path):
-    graph = NodeGraph(['detector'], [ROOT / 'config/perception.yaml'],
-                      namespace='vfuzz').spin_in_background()
+def good_detector_input(stamp):
+    """Return a bundled belt frame, its depth and intrinsics, and a check of the answer."""
+    width, height, k = waste_camera()
+    _, rgb, depth_mm, truth = waste_belt_frames()[0]
+
+    def check(out):
+        assert len(out.detections) >= len(truth) - 1
+        assert all(d.position_valid for d in out.detections)   # 3D valid again
+
+    return (numpy_to_image(rgb, 'rgb8'), numpy_to_image(depth_mm, '16UC1'),
+            CameraInfo(width=width, height=height, k=[float(v) for v in k]), check)
+
+
+def good_crack_input(stamp):
+    """Return a bundled crack sample on a flat surface, and a check of the answer."""
+    _, rgb, depth_m, gt, _, k = crack_frames()[0]
+    height, width = gt.shape
+
+    def check(out):
+        assert out.component_count > 0 and out.metric_valid   # millimetres valid again
+        assert out.severity == CrackSegmentation.SEVERITY_REPAIR   # 1.7-11.9 mm wide
+
+    return (numpy_to_image(rgb, 'rgb8'), numpy_to_image(depth_m, '32FC1'),
+            CameraInfo(width=width, height=height, k=[float(v) for v in k]), check)
+
+
+VISION_NODES = {
+    # node type: (params file, output topic, its type, good input, present)
+    'detector': ('config/perception.yaml', 'detections', DetectionArray, good_detector_input,
+                 DETECTOR is not None),
+    'crack_segmentation': ('config/crack_inspection.yaml', 'crack/segmentation',
+                           CrackSegmentation, good_crack_input, CRACK_MANIFEST.is_file()),
+}
+
+
+@pytest.mark.parametrize('node_type', sorted(VISION_NODES))
+def test_vision_node_survives_malformed_images_depth_and_camera_info(node_type):
+    params, topic, msg_type, good_input, present = VISION_NODES[node_type]
+    if not present:
+        pytest.skip(f'no shipped model for {node_type}')
+    graph = NodeGraph([node_type], [ROOT / params], namespace='vfuzz').spin_in_background()
     try:
-        node = sole_caller(graph, graph.nodes['detector'])
+        node = sole_caller(graph, graph.nodes[node_type])
 
         @FUZZ
-        @given(images(), images(), camera_infos())
+        @given(images(max_side=40), images(max_side=40), camera_infos())
         def feed(image, depth, info):
             node.side._on_camera_info(info)
             node.side._on_depth(depth)
@@ -88,47 +101,21 @@ def test_detector_survives_malformed_images_depth_and_camera_info(tmp_path):
         feed()
         assert graph.failures == 0
         assert node.image_input.rejected > 0 and node.image_input.last_error
-        # Good input afterwards: detections with the frame's header, 3D valid again.
-        width, height, k = waste_camera()
-        _, rgb, depth_mm, truth = waste_belt_frames()[0]
-        info = CameraInfo(width=width, height=height, k=[float(v) for v in k])
-        depth = numpy_to_image(depth_mm, '16UC1')
-        image = numpy_to_image(rgb, 'rgb8')
+        # Good input afterwards: the answer, with the frame's header.
+        image, depth, info, check = good_input(2_000_000)
         for msg in (depth, image):
             msg.header.stamp = Time(sec=2_000_000, nanosec=0)
             msg.header.frame_id = 'cam'
-        probe = graph.add_node(Probe(graph.context, {'detections': (DetectionArray, DATA_QOS)},
+        probe = graph.add_node(Probe(graph.context, {topic: (msg_type, DATA_QOS)},
                                      namespace='vfuzz'))
-        assert wait_until(lambda: probe.matched_publishers('detections') > 0, 10.0)
+        assert wait_until(lambda: probe.matched_publishers(topic) > 0, 10.0)
         node.side._on_camera_info(info)
         node.side._on_depth(depth)
         node.on_image(image)
-        assert probe.wait_for(lambda r: r['detections'], 10.0)
-        out = probe.snapshot('detections')[-1][0]
-        assert out.header.frame_id == 'cam' and len(out.detections) >= len(truth) - 1
-        assert all(d.position_valid for d in out.detections)
-    finally:
-        graph.shutdown()
-
-
-@pytest.mark.skipif(not CRACK_MANIFEST.is_file(), reason='no shipped crack models')
-def test_crack_node_survives_malformed_images(tmp_path):
-    graph = NodeGraph(['crack_segmentation'], [ROOT / 'config/crack_inspection.yaml'],
-                      namespace='cfuzz').spin_in_background()
-    try:
-        node = sole_caller(graph, graph.nodes['crack_segmentation'])
-
-        @FUZZ
-        @given(images(), images(), camera_infos())
-        def feed(image, depth, info):
-            node.side._on_camera_info(info)
-            node.side._on_depth(depth)
-            image.header.stamp = depth.header.stamp
-            node.on_image(image)
-
-        feed()
-        assert graph.failures == 0
-        assert node.image_input.rejected > 0
+        assert probe.wait_for(lambda r: r[topic], 10.0)
+        out = probe.snapshot(topic)[-1][0]
+        assert out.header.frame_id == 'cam' and out.header.stamp.sec == 2_000_000
+        check(out)
     finally:
         graph.shutdown()
 
