@@ -115,6 +115,7 @@ def test_warning_in_time_and_tti_in_simulated_seconds(run):
     records = [AlertRecord(stamp(m), m.level, m.time_to_impact_s, rx, stamp(m))
                for m, rx in run['bag_alerts']]
     figures = collision_figures(scenario.name, scenario.frames, records)
+    print(f'sim time: {figures.summary()}')                 # pytest -s, for the notes
     assert not figures.missed
     assert figures.detection_delay_s <= 0.5, figures.summary()   # bag time after it was due
     assert figures.lead_time_s >= 2.0, figures.summary()
