@@ -195,11 +195,12 @@ def bench_node(model_path, frames_to_send, threads, device, material='none'):
             latencies, inference = [], []
             for i in range(frames_to_send + 5):
                 _, rgb, depth, _ = frames[i % len(frames)]
+                # Messages built before the stamp: a camera driver's own work is not the node's.
+                depth_msg, image = numpy_to_image(depth, '16UC1'), numpy_to_image(rgb, 'rgb8')
                 stamp = source.get_clock().now().to_msg()
-                for msg, pub in ((info, info_pub), (numpy_to_image(depth, '16UC1'), depth_pub)):
+                for msg, pub in ((info, info_pub), (depth_msg, depth_pub)):
                     msg.header.stamp = stamp
                     pub.publish(msg)
-                image = numpy_to_image(rgb, 'rgb8')
                 image.header.stamp = stamp
                 probe.clear()
                 image_pub.publish(image)
