@@ -46,7 +46,7 @@ def sole_caller(graph, node):
     return node
 
 
-def good_detector_input(stamp):
+def good_detector_input():
     """Return a bundled belt frame, its depth and intrinsics, and a check of the answer."""
     width, height, k = waste_camera()
     _, rgb, depth_mm, truth = waste_belt_frames()[0]
@@ -59,7 +59,7 @@ def good_detector_input(stamp):
             CameraInfo(width=width, height=height, k=[float(v) for v in k]), check)
 
 
-def good_crack_input(stamp):
+def good_crack_input():
     """Return a bundled crack sample on a flat surface, and a check of the answer."""
     _, rgb, depth_m, gt, _, k = crack_frames()[0]
     height, width = gt.shape
@@ -102,7 +102,7 @@ def test_vision_node_survives_malformed_images_depth_and_camera_info(node_type):
         assert graph.failures == 0
         assert node.image_input.rejected > 0 and node.image_input.last_error
         # Good input afterwards: the answer, with the frame's header.
-        image, depth, info, check = good_input(2_000_000)
+        image, depth, info, check = good_input()
         for msg in (depth, image):
             msg.header.stamp = Time(sec=2_000_000, nanosec=0)
             msg.header.frame_id = 'cam'

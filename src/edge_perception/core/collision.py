@@ -127,6 +127,10 @@ class SceneTTIConfig:
     max_speed_mps: float = 20.0       # faster depth changes are surface changes, not motion
     confirm_frames: int = 2           # consecutive consistent approach estimates to alert (1: off)
 
+    def range_sigma(self, z):
+        """Return the sensor's range noise sigma at range z (m)."""
+        return self.noise_floor_m + self.noise_k * z * z
+
     def __post_init__(self):
         """Reject inconsistent values with a message naming the field."""
         def need(condition, text):
@@ -398,7 +402,7 @@ class DepthTTIEstimator:
         if self._last_approach is not None:
             last_stamp, last_distance, last_speed = self._last_approach
             dt = stamp - last_stamp
-            sigma = cfg.noise_floor_m + cfg.noise_k * distance * distance
+            sigma = cfg.range_sigma(distance)
             # The group's depth band, plus half the distance the last speed predicts moved
             # (a speed measured over a short baseline is noisy).
             tolerance = (max(cfg.band_sigmas * sigma, cfg.cluster_bin_fraction * distance) +
@@ -447,8 +451,7 @@ class DepthTTIEstimator:
         # Far away the depth noise is large next to the motion over baseline_s, and samples
         # selected by |change| > min_motion_m overstate the speed: measure over a longer
         # baseline (up to max_baseline_s) so the motion is min_motion_snr times the noise.
-        noise = math.sqrt(2.0) * (cfg.noise_floor_m +
-                                  cfg.noise_k * estimate.distance_m * estimate.distance_m)
+        noise = math.sqrt(2.0) * cfg.range_sigma(estimate.distance_m)
         motion = abs(estimate.speed_mps) * estimate.baseline_s
         if motion >= cfg.min_motion_snr * noise:
             return estimate
@@ -616,7 +619,7 @@ class DepthTTIEstimator:
             group_depth = candidates[(bins >= peak - 1) & (bins <= peak + 1)]
             center = _median(group_depth)
             spread = 1.4826 * _median(np.abs(group_depth - np.float32(center)))
-            noise = cfg.noise_floor_m + cfg.noise_k * center * center
+            noise = cfg.range_sigma(center)
             half_width = max(cfg.band_sigmas * spread, cfg.band_sigmas * noise,
                              center * cfg.cluster_bin_fraction)
             lo = np.float32(center - half_width)

@@ -233,8 +233,9 @@ class NodeGraph:
         # Free the DDS participant now: while an executor holds the context's handle its
         # destruction is deferred, and a process that starts many graphs (tests, restarts) would
         # keep every old participant alive, announcing to each new one (measured: ~2.4 native
-        # threads leaked per graph; later graphs' messages got delayed).
-        spinners = None
+        # threads leaked per graph; later graphs' messages got delayed). The spinners own the
+        # executors: drop the last references before destroying the context.
+        del spinners
         try:
             self.context.destroy()
         except Exception:  # noqa: BLE001 - already destroyed: nothing left to free
