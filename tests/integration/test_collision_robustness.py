@@ -202,6 +202,7 @@ def test_haptic_node_alone_says_sensor_lost_when_alerts_stop():
 @pytest.mark.parametrize('name,value,match', [
     ('sensor_timeout_s', -1.0, 'sensor_timeout_s'),
     ('source', 'sonar', 'source'),
+    ('confirm_frames', 0, 'confirm_frames'),
 ])
 def test_out_of_range_parameters_are_refused_with_their_name(tmp_path, name, value, match):
     params = tmp_path / 'bad.yaml'
