@@ -44,6 +44,8 @@ def run_chain(tmp_path, namespace, extra_yaml=''):
         topics = {node.params['segmentation_topic']: (CrackSegmentation, DATA_QOS),
                   node.params['mask_topic']: (Image, SENSOR_QOS)}
         probe = graph.add_node(Probe(graph.context, topics, namespace=namespace))
+        # Matched, not merely created: reliable messages sent before the match are lost.
+        assert wait_until(lambda: all(probe.matched_publishers(t) > 0 for t in topics), 15.0)
         # Wait only for the inputs this configuration subscribes to.
         inputs = ['/' + node.params[key] for key in ('image_topic', 'camera_info_topic',
                                                      'depth_topic') if node.params[key]]

@@ -42,6 +42,9 @@ def run(tmp_path_factory):
             'detections': (DetectionArray, DATA_QOS), 'tracks': (DetectionArray, DATA_QOS)},
             namespace='waste'))
         assert wait_until(lambda: graph.nodes['detector'].detector is not None, 60.0)
+        # Matched, not merely created: reliable messages sent before the match are lost.
+        assert wait_until(lambda: probe.matched_publishers('detections') > 0
+                          and probe.matched_publishers('tracks') > 0, 15.0)
         player = play_bag(graph, bag, ['/camera/image_raw', '/camera/camera_info',
                                        '/camera/depth_registered/image_raw'])
         last = frames[-1][0] + player.offset_s

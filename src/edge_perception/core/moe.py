@@ -313,6 +313,19 @@ class CrackSegmenter:
             x, self._gate)})[0]
         return np.asarray(out, np.float64).reshape(-1)[self._gate_columns]
 
+    def warm_up(self, side=64):
+        """Run the gate and every expert once on a blank side x side image.
+
+        ONNX Runtime builds its kernels on a session's first run: measured on this CPU, the
+        first segment() took 0.9 s against 0.09 s after. A node calls this at load so that its
+        first frame is not the slow one (with keep-last-1 input, later frames would be lost).
+        """
+        blank = np.zeros((side, side, 3), np.uint8)
+        if self._gate is not None:
+            self.gate_logits(blank)
+        for model in self._experts:
+            self._run_expert(model, blank)
+
     def segment(self, rgb):
         """Segment an (H, W, 3) uint8 RGB image; returns a SegmentationResult at input size."""
         import cv2
