@@ -2,6 +2,9 @@
 
 Conventions (see README "Node conventions"):
 - sensor inputs: SENSOR_QOS (best effort, keep last 1): slow processing never builds a queue;
+  except time_to_impact's scene inputs, SENSOR_QOS_QUEUED (keep last 5, ROS's sensor-data
+  depth): its step takes ~2 ms, so frames that arrive in a burst after a stall are all worked
+  off within milliseconds and each feeds the estimator's history instead of being replaced;
 - alerts and commands: ALERT_QOS (reliable, keep last 10);
 - every output copies the input header (stamp and frame_id);
 - every tunable is a parameter with a description and, for numbers, a range; rclpy rejects an
@@ -21,6 +24,10 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 SENSOR_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1,
+    reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+# A queue of at most 5 frames: only for nodes whose step is far shorter than a frame period.
+SENSOR_QOS_QUEUED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=5,
     reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
 ALERT_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=10,

@@ -17,7 +17,8 @@ from edge_perception.core.collision import (AlertLevel, AlertLevelConfig, AlertL
                                             range_image_from_points, SceneTTIConfig,
                                             TrackObservation)
 from edge_perception.nodes.common import (ALERT_QOS, copy_header, DATA_QOS, declare_parameters,
-                                          Diagnostics, InputMonitor, Param, SENSOR_QOS)
+                                          Diagnostics, InputMonitor, Param, SENSOR_QOS,
+                                          SENSOR_QOS_QUEUED)
 from edge_perception_msgs.msg import CollisionAlert, DetectionArray
 import numpy as np
 from rclpy.node import Node
@@ -117,15 +118,15 @@ class TimeToImpactNode(Node):
                                   p['sensor_timeout_s'])
         monitors = [self.input]
         if source == 'depth':
-            self.create_subscription(Image, p['depth_topic'], self.on_depth, SENSOR_QOS)
+            self.create_subscription(Image, p['depth_topic'], self.on_depth, SENSOR_QOS_QUEUED)
             self.create_subscription(CameraInfo, p['camera_info_topic'], self.on_camera_info,
                                      SENSOR_QOS)
         elif source == 'pointcloud':
             self.create_subscription(PointCloud2, p['pointcloud_topic'], self.on_pointcloud,
-                                     SENSOR_QOS)
+                                     SENSOR_QOS_QUEUED)
         elif source == 'laserscan':
             self.create_subscription(LaserScan, p['laserscan_topic'], self.on_laserscan,
-                                     SENSOR_QOS)
+                                     SENSOR_QOS_QUEUED)
         if p['tracks_enabled'] or source == 'none':
             self.tracks_input = InputMonitor('tracks', p['track_timeout_s'])
             monitors.append(self.tracks_input)
