@@ -21,7 +21,7 @@ GAIN = 10.0
 
 
 def write_mean_colour_model(path, input_size=8, embed_names=True, dynamic_size=False,
-                            num_outputs=3):
+                            num_outputs=3, metadata_input_size=None):
     """Write the closed-form test model described in the module docstring; return its path."""
     size = 'size' if dynamic_size else input_size
     image = helper.make_tensor_value_info('image', TensorProto.FLOAT, ['batch', 3, size, size])
@@ -35,8 +35,13 @@ def write_mean_colour_model(path, input_size=8, embed_names=True, dynamic_size=F
         initializer=[onnx.numpy_helper.from_array(weights, 'weights')])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
     model.ir_version = 8
+    props = {}
     if embed_names:
-        onnx.helper.set_model_props(model, {'class_names': json.dumps(COLOUR_CLASSES)})
+        props['class_names'] = json.dumps(COLOUR_CLASSES)
+    if metadata_input_size is not None:
+        props['input_size'] = str(metadata_input_size)
+    if props:
+        onnx.helper.set_model_props(model, props)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
@@ -282,6 +287,31 @@ def test_dynamic_size_model_needs_an_input_size(tmp_path):
     classifier = MaterialClassifier(path, input_size=24)
     assert classifier.input_size == 24
     assert classifier.classify([solid((0, 255, 0))])[0].material == 'green'
+
+
+def test_dynamic_size_model_takes_its_input_size_from_metadata(tmp_path):
+    path = write_mean_colour_model(tmp_path / 'declared.onnx', dynamic_size=True,
+                                   metadata_input_size=16)
+    classifier = MaterialClassifier(path)
+    assert classifier.input_size == 16
+    assert classifier.classify([solid((0, 0, 255))])[0].material == 'blue'
+    with pytest.raises(MaterialModelError, match='input_size 12'):
+        MaterialClassifier(path, input_size=12)
+
+
+def test_metadata_input_size_must_agree_with_a_fixed_graph_input(tmp_path):
+    agreeing = write_mean_colour_model(tmp_path / 'same.onnx', metadata_input_size=8)
+    assert MaterialClassifier(agreeing).input_size == 8
+    path = write_mean_colour_model(tmp_path / 'differs.onnx', metadata_input_size=16)
+    with pytest.raises(MaterialModelError, match='disagrees with the graph input 8x8'):
+        MaterialClassifier(path)
+
+
+def test_metadata_input_size_that_is_not_a_number_is_refused(tmp_path):
+    path = write_mean_colour_model(tmp_path / 'words.onnx', dynamic_size=True,
+                                   metadata_input_size='large')
+    with pytest.raises(MaterialModelError, match='not an integer'):
+        MaterialClassifier(path)
 
 
 def test_thread_count_must_be_positive(colour_model):

@@ -6,6 +6,8 @@ Pure numpy + OpenCV + onnxruntime: no rclpy and no torch, so it runs on the robo
 Model contract (written by the training script, checked here):
   * input: float32 NCHW RGB in [0, 1], H = W = input size; the batch axis is dynamic.
     Mean/std normalisation is inside the graph, so callers only scale by 1/255.
+  * input size: the graph's fixed H = W, or metadata `input_size` when H and W are dynamic;
+    when both exist they must agree.
   * output: logits, shape (N, number of classes).
   * class names: ONNX metadata `class_names` (JSON list) and/or the sidecar file
     `<model>.classes.txt` (one name a line); when both exist they must agree.
@@ -216,14 +218,26 @@ class MaterialClassifier:
             raise MaterialModelError(
                 f'{self.model_path}: expected an NCHW RGB input, got shape {shape}')
         height, width = shape[2], shape[3]
+        declared = None
+        if METADATA_INPUT_SIZE in metadata:
+            try:
+                declared = int(metadata[METADATA_INPUT_SIZE])
+            except ValueError:
+                raise MaterialModelError(
+                    f'{self.model_path}: metadata {METADATA_INPUT_SIZE!r} is not an integer: '
+                    f'{metadata[METADATA_INPUT_SIZE]!r}') from None
         fixed = None
         if isinstance(height, int) and isinstance(width, int):
             if height != width:
                 raise MaterialModelError(
                     f'{self.model_path}: expected a square input, got {height}x{width}')
             fixed = height
-        elif METADATA_INPUT_SIZE in metadata:
-            fixed = int(metadata[METADATA_INPUT_SIZE])
+            if declared is not None and declared != fixed:
+                raise MaterialModelError(
+                    f'{self.model_path}: metadata {METADATA_INPUT_SIZE!r} {declared} disagrees '
+                    f'with the graph input {height}x{width}')
+        elif declared is not None:
+            fixed = declared
         if configured is not None:
             configured = int(configured)
             if configured < 1:
