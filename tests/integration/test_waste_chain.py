@@ -9,11 +9,11 @@ import pathlib
 
 from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.detection_metrics import greedy_match
+from edge_perception.msg import DetectionArray
 from edge_perception.nodes.common import DATA_QOS
 from edge_perception.nodes.replay import play_bag, Probe, wait_until
 from edge_perception.nodes.runner import NodeGraph
 from edge_perception.samples import waste_belt_frames, waste_camera, write_color_depth_bag
-from edge_perception_msgs.msg import DetectionArray
 import numpy as np
 import pytest
 

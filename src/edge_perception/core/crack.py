@@ -20,7 +20,7 @@ Definitions (also in docs/crack_moe.md):
 - `metric_widths`: mm = px * Z / f (pinhole, crack plane facing the camera) with Z the median valid
   depth over the crack pixels dilated by `dilate_px` (depth on the crack itself is often missing).
 - `severity`: bins on the maximum width in mm; default GB 50204-2015: < 0.1 mm monitor, >= 0.1 mm
-  repair. Codes match edge_perception_msgs/CrackSegmentation.
+  repair. Codes match edge_perception/CrackSegmentation.
 """
 from dataclasses import dataclass
 import math

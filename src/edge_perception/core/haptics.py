@@ -1,7 +1,7 @@
 """Collision alert -> vibration command: pattern table, motor selection and rate limiting.
 
 Pure Python (no rclpy): the haptic-alert node wraps these classes. The numbers mirror
-edge_perception_msgs/CollisionAlert (levels) and HapticCommand (patterns).
+edge_perception/CollisionAlert (levels) and HapticCommand (patterns).
 
 Urgency order used everywhere here: OFF < CAUTION < WARNING < {CRITICAL, SENSOR_LOST}.
 SENSOR_LOST ranks with CRITICAL: "I cannot see" is as urgent as "about to hit".

@@ -12,10 +12,10 @@ from edge_perception.conversions import color_to_rgb, ImageConversionError, nump
 from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.crack import (crack_geometry, metric_widths,
                                         remove_small_components, severity)
+from edge_perception.msg import CrackSegmentation
 from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS)
-from edge_perception_msgs.msg import CrackSegmentation
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image

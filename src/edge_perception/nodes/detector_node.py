@@ -11,10 +11,10 @@ import time
 from edge_perception.conversions import color_to_rgb, ImageConversionError, numpy_to_image
 from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.depth_fusion import DepthFusionError, object_position, pick_point
+from edge_perception.msg import Detection, DetectionArray
 from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS)
-from edge_perception_msgs.msg import Detection, DetectionArray
 import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter

@@ -9,9 +9,9 @@ import time
 
 from edge_perception.core.haptic_serial import HapticSerialLink
 from edge_perception.core.haptics import HapticConfig, HapticPatternMapper, HapticRateLimiter
+from edge_perception.msg import CollisionAlert, HapticCommand
 from edge_perception.nodes.common import (ALERT_QOS, copy_header, declare_parameters,
                                           Diagnostics, InputMonitor, Param)
-from edge_perception_msgs.msg import CollisionAlert, HapticCommand
 import rclpy  # noqa: F401  (entry point below)
 from rclpy.node import Node
 from rclpy.parameter import Parameter

@@ -31,9 +31,9 @@ import math
 from typing import List, Sequence, Tuple
 
 from builtin_interfaces.msg import Duration
+from edge_perception.msg import CollisionAlert, CrackSegmentation, DetectionArray
 from edge_perception.nodes.common import (ALERT_QOS, copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param)
-from edge_perception_msgs.msg import CollisionAlert, CrackSegmentation, DetectionArray
 from geometry_msgs.msg import Point
 from rclpy.node import Node
 from std_msgs.msg import ColorRGBA

@@ -16,10 +16,10 @@ from edge_perception.core.collision import (AlertLevel, AlertLevelConfig, AlertL
                                             ObjectTTITracker, range_image_from_laserscan,
                                             range_image_from_points, SceneTTIConfig,
                                             TrackObservation)
+from edge_perception.msg import CollisionAlert, DetectionArray
 from edge_perception.nodes.common import (ALERT_QOS, copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS,
                                           SENSOR_QOS_QUEUED)
-from edge_perception_msgs.msg import CollisionAlert, DetectionArray
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
@@ -38,7 +38,7 @@ PARAMS = [
     Param('laserscan_topic', 'scan', 'sensor_msgs/LaserScan topic'),
     Param('tracks_enabled', False,
           'Object mode: also compute per-track time-to-impact from tracked 3D detections'),
-    Param('tracks_topic', 'tracks', 'edge_perception_msgs/DetectionArray of tracks with 3D'),
+    Param('tracks_topic', 'tracks', 'edge_perception/DetectionArray of tracks with 3D'),
     Param('alert_topic', 'collision_alert', 'CollisionAlert output (reliable QoS)'),
     # Scene mode (ImpactAlert algorithm, made robust).
     Param('roi_col_min', 1.0 / 12.0, 'ROI left edge, fraction of width', 0.0, 1.0),

@@ -7,9 +7,9 @@ import time
 
 from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.tracking import ObjectTracker, TrackerConfig, TrackingError
+from edge_perception.msg import Detection, DetectionArray
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param)
-from edge_perception_msgs.msg import Detection, DetectionArray
 from rclpy.node import Node
 
 PARAMS = [

@@ -165,7 +165,7 @@ def bench_node(model_path, frames_to_send, threads, device, material='none'):
     from edge_perception.nodes.replay import Probe, wait_until
     from edge_perception.nodes.runner import NodeGraph
     from edge_perception.samples import waste_belt_frames, waste_camera
-    from edge_perception_msgs.msg import DetectionArray
+    from edge_perception.msg import DetectionArray
     import numpy as np
     from rclpy.node import Node
     from rclpy.qos import QoSProfile

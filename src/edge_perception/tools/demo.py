@@ -80,8 +80,8 @@ def _output_counter(graph):
     from diagnostic_msgs.msg import DiagnosticArray
     from edge_perception.nodes.common import ALERT_QOS, DATA_QOS, SENSOR_QOS
     from edge_perception.nodes.replay import Probe
-    from edge_perception_msgs.msg import (CollisionAlert, CrackSegmentation, DetectionArray,
-                                          HapticCommand)
+    from edge_perception.msg import (CollisionAlert, CrackSegmentation, DetectionArray,
+                                     HapticCommand)
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image
     from visualization_msgs.msg import MarkerArray
@@ -121,7 +121,7 @@ def run_waste(graph, out):
     from edge_perception.nodes.common import DATA_QOS
     from edge_perception.nodes.replay import replay_and_collect
     from edge_perception.samples import waste_belt_frames, waste_camera, write_color_depth_bag
-    from edge_perception_msgs.msg import DetectionArray
+    from edge_perception.msg import DetectionArray
 
     print('[demo] 2/3 waste: RGB-D belt -> detector (+ material, 3D, pick point) -> tracker')
     detector = graph.nodes['detector']
@@ -191,7 +191,7 @@ def run_crack(graph, out):
     from edge_perception.nodes.common import DATA_QOS
     from edge_perception.nodes.replay import replay_and_collect
     from edge_perception.samples import crack_frames, write_crack_bag
-    from edge_perception_msgs.msg import CrackSegmentation
+    from edge_perception.msg import CrackSegmentation
 
     print('[demo] 3/3 cracks: inspection images + depth -> crack_segmentation (top-2 MoE)')
     node = graph.nodes['crack_segmentation']
