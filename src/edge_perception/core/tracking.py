@@ -139,6 +139,18 @@ class ObjectTracker:
         self._last_seen = {}
         self._history = {}
 
+    def set_config(self, config: TrackerConfig):
+        """Take new thresholds and velocity window without losing the tracks.
+
+        The lost-track buffer (lost_track_s, max_frame_rate_hz) is sized when ByteTrack is
+        created: a change of those needs a new tracker (reset), so it is refused here.
+        """
+        for name in ('lost_track_s', 'max_frame_rate_hz'):
+            if getattr(config, name) != getattr(self.config, name):
+                raise TrackingError(f'{name} can only change with a new tracker (reset)')
+        self.config = config
+        self._tracker.args = config.ultralytics_args()
+
     def update(self, stamp_s: float, boxes_xyxy, scores, class_ids,
                positions: Optional[Sequence[Optional[Sequence[float]]]] = None):
         """Track one frame's detections; return the confirmed tracks matched in this frame.

@@ -9,9 +9,12 @@ Conventions (see README "Node conventions"):
 - every output copies the input header (stamp and frame_id);
 - every tunable is a parameter with a description and, for numbers, a range; rclpy rejects an
   out-of-range value, from YAML at start-up too, with an error naming the parameter;
+- a parameter either takes effect when set at run time (`live=True`: the node re-reads it in
+  its `on_parameters_changed`) or is declared read-only, so that `ros2 param set` is refused
+  with the reason instead of succeeding while nothing changes;
 - each node publishes diagnostic_msgs/DiagnosticArray on /diagnostics once a second.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import threading
 import time
 from typing import Any, Callable, Optional, Sequence
@@ -46,7 +49,9 @@ class Param:
     min_value: Optional[float] = None
     max_value: Optional[float] = None
     choices: Optional[Sequence[str]] = None
-    read_only: bool = False
+    # True: the node applies a new value at run time. False: read-only (set at start-up, from
+    # the params file or launch; a run-time set is refused with the reason).
+    live: bool = False
 
     def descriptor(self):
         """Return the ParameterDescriptor rclpy enforces (ranges for numbers).
@@ -57,7 +62,7 @@ class Param:
         text = self.description
         if self.choices:
             text += f" (one of: {', '.join(self.choices)})"
-        desc = ParameterDescriptor(description=text, read_only=self.read_only)
+        desc = ParameterDescriptor(description=text, read_only=not self.live)
         if self.min_value is not None or self.max_value is not None:
             if isinstance(self.default, bool):
                 pass
@@ -80,11 +85,27 @@ class Param:
         return ''
 
 
-def declare_parameters(node: Node, params: Sequence[Param]) -> dict:
+def with_live(params: Sequence[Param], live_names) -> list:
+    """Return params with `live=True` on the named ones (each name must be declared)."""
+    names = set(live_names)
+    unknown = names - {p.name for p in params}
+    if unknown:
+        raise ValueError(f'live parameters that are not declared: {sorted(unknown)}')
+    return [replace(p, live=p.name in names) for p in params]
+
+
+def declare_parameters(node: Node, params: Sequence[Param],
+                       on_change: Optional[Callable[[set], None]] = None,
+                       check: Optional[Callable[[dict], str]] = None) -> dict:
     """Declare params on node (checked, YAML overrides included) and return {name: value}.
 
     The set-parameters callback is added before declaring, as in ros2/demos, so values from a
-    params file are checked at start-up as well as at run time.
+    params file are checked at start-up as well as at run time. The returned dict is kept
+    current: after a successful run-time set of live parameters it holds the new values and
+    `on_change(names)` is called (a post-set callback, as ros2/demos
+    set_parameters_callback.py), so the node can rebuild what it derived from them.
+    `check(values)`, when given, sees the values a run-time set would leave and returns an
+    error to refuse it with ('' to accept): for rules across parameters.
     """
     by_name = {p.name: p for p in params}
 
@@ -94,8 +115,15 @@ def declare_parameters(node: Node, params: Sequence[Param]) -> dict:
             error = spec.check(change.value) if spec else ''
             if error:
                 return SetParametersResult(successful=False, reason=error)
+        if check is not None and ready:
+            candidate = dict(values)
+            candidate.update({c.name: c.value for c in changes if c.name in by_name})
+            error = check(candidate)
+            if error:
+                return SetParametersResult(successful=False, reason=error)
         return SetParametersResult(successful=True)
 
+    ready = False    # cross-parameter checks start once every parameter is declared
     node.add_on_set_parameters_callback(on_set)
     values = {}
     for spec in params:
@@ -104,6 +132,22 @@ def declare_parameters(node: Node, params: Sequence[Param]) -> dict:
         if error:
             raise ValueError(f'{node.get_name()}: invalid parameter: {error}')
         values[spec.name] = value
+
+    def after_set(changes):
+        changed = set()
+        for change in changes:
+            if change.name in values and values[change.name] != change.value:
+                values[change.name] = change.value
+                changed.add(change.name)
+        if changed:
+            node.get_logger().info('parameters set: ' + ', '.join(
+                f'{name}={values[name]!r}' for name in sorted(changed)))
+            if on_change is not None:
+                on_change(changed)
+
+    # Added after declaring: declaration itself must not count as a change.
+    node.add_post_set_parameters_callback(after_set)
+    ready = True
     return values
 
 

@@ -11,7 +11,7 @@ from edge_perception.core.haptic_serial import HapticSerialLink
 from edge_perception.core.haptics import HapticConfig, HapticPatternMapper, HapticRateLimiter
 from edge_perception.msg import CollisionAlert, HapticCommand
 from edge_perception.nodes.common import (ALERT_QOS, copy_header, declare_parameters,
-                                          Diagnostics, InputMonitor, Param)
+                                          Diagnostics, InputMonitor, Param, with_live)
 import rclpy  # noqa: F401  (entry point below)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -54,6 +54,12 @@ PARAMS = [
     Param('refresh_interval_s', 0.3, 'Keep-alive re-send of an unchanged command, s',
           0.01, 60.0),
 ]
+# Applied at run time: the patterns, directions, timing and the upstream watchdog. Topics, the
+# serial link, sound and the update loop period are wiring: read-only.
+PARAMS = with_live(PARAMS, [
+    p.name for p in PARAMS if p.name not in (
+        'alert_topic', 'command_topic', 'update_period_s', 'serial_port', 'baudrate',
+        'heartbeat_period_s', 'device_timeout_s', 'sound_enabled')])
 
 
 class HapticAlertNode(Node):
@@ -61,19 +67,9 @@ class HapticAlertNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('haptic_alert', **kwargs)
-        p = self.params = declare_parameters(self, PARAMS)
-        # HapticConfig checks consistency (e.g. refresh_interval_s < command_duration_s).
-        self.config = HapticConfig(
-            caution_intensity=p['caution_intensity'], caution_pulse_hz=p['caution_pulse_hz'],
-            warning_intensity=p['warning_intensity'], warning_pulse_hz=p['warning_pulse_hz'],
-            critical_intensity=p['critical_intensity'], critical_pulse_hz=p['critical_pulse_hz'],
-            sensor_lost_intensity=p['sensor_lost_intensity'],
-            sensor_lost_pulse_hz=p['sensor_lost_pulse_hz'], motor_count=p['motor_count'],
-            motor_bearings_rad=tuple(p['motor_bearings_rad'] or ()),
-            direction_change_rad=p['direction_change_rad'],
-            direction_spread_rad=p['direction_spread_rad'],
-            command_duration_s=p['command_duration_s'], min_interval_s=p['min_interval_s'],
-            refresh_interval_s=p['refresh_interval_s'])
+        p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed,
+                                             self._check_parameters)
+        self.config = self._haptic_config(p)
         self.mapper = HapticPatternMapper(self.config)
         self.limiter = HapticRateLimiter(self.config)
         self.command_pub = self.create_publisher(HapticCommand, p['command_topic'], ALERT_QOS)
@@ -104,6 +100,38 @@ class HapticAlertNode(Node):
         self.get_logger().info(
             f'haptic_alert: {self.alerts.name} -> {self.command_pub.topic_name}'
             + (f' and serial {p["serial_port"]}' if self.link else ''))
+
+    def on_parameters_changed(self, names):
+        """Apply a run-time parameter set: new patterns and timing from the next command on."""
+        self.config = self._haptic_config(self.params)
+        self.mapper = HapticPatternMapper(self.config)   # it keeps a snapshot of its config
+        self.limiter.config = self.config
+        self.alerts.stale_after_s = self.params['alert_timeout_s']
+
+    def _check_parameters(self, values):
+        """Refuse a set that leaves an inconsistent pattern config (HapticConfig's checks)."""
+        try:
+            self._haptic_config(values)
+        except ValueError as error:
+            return str(error)
+        return ''
+
+    @staticmethod
+    def _haptic_config(p):
+        """HapticConfig checks consistency (e.g. refresh_interval_s < command_duration_s)."""
+        config = HapticConfig(
+            caution_intensity=p['caution_intensity'], caution_pulse_hz=p['caution_pulse_hz'],
+            warning_intensity=p['warning_intensity'], warning_pulse_hz=p['warning_pulse_hz'],
+            critical_intensity=p['critical_intensity'], critical_pulse_hz=p['critical_pulse_hz'],
+            sensor_lost_intensity=p['sensor_lost_intensity'],
+            sensor_lost_pulse_hz=p['sensor_lost_pulse_hz'], motor_count=p['motor_count'],
+            motor_bearings_rad=tuple(p['motor_bearings_rad'] or ()),
+            direction_change_rad=p['direction_change_rad'],
+            direction_spread_rad=p['direction_spread_rad'],
+            command_duration_s=p['command_duration_s'], min_interval_s=p['min_interval_s'],
+            refresh_interval_s=p['refresh_interval_s'])
+        config.validate()
+        return config
 
     def on_alert(self, msg):
         """Render one alert at once (escalations are never delayed)."""

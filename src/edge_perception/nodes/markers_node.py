@@ -33,7 +33,7 @@ from typing import List, Sequence, Tuple
 from builtin_interfaces.msg import Duration
 from edge_perception.msg import CollisionAlert, CrackSegmentation, DetectionArray
 from edge_perception.nodes.common import (ALERT_QOS, copy_header, DATA_QOS, declare_parameters,
-                                          Diagnostics, InputMonitor, Param)
+                                          Diagnostics, InputMonitor, Param, with_live)
 from geometry_msgs.msg import Point
 from rclpy.node import Node
 from std_msgs.msg import ColorRGBA
@@ -63,6 +63,8 @@ PARAMS = [
           choices=FRAME_CONVENTIONS),
     Param('stale_after_s', 2.0, 'An input older than this is reported stale, s', 0.01, 60.0),
 ]
+# The drawing style applies from the next message on; topics are read-only.
+PARAMS = with_live(PARAMS, [p.name for p in PARAMS if not p.name.endswith('_topic')])
 
 NS_DETECTIONS = 'detections'
 NS_LABELS = 'detection_labels'
@@ -368,15 +370,26 @@ def crack_markers(msg: CrackSegmentation, style: MarkerStyle = MarkerStyle()) ->
 class MarkersNode(Node):
     """Publishes RViz markers for detections, collision alerts and cracks."""
 
-    def __init__(self, **kwargs):
-        super().__init__('markers', **kwargs)
-        p = self.params = declare_parameters(self, PARAMS)
-        self.style = MarkerStyle(
+    def on_parameters_changed(self, names):
+        """Apply a run-time parameter set: the style of the next markers, input staleness."""
+        self.style = self._style(self.params)
+        for monitor in (self.detections_input, self.alert_input, self.crack_input):
+            if monitor is not None:
+                monitor.stale_after_s = self.params['stale_after_s']
+
+    @staticmethod
+    def _style(p):
+        return MarkerStyle(
             lifetime_s=p['marker_lifetime_s'], sphere_diameter_m=p['sphere_diameter_m'],
             text_height_m=p['text_height_m'], pick_arrow_length_m=p['pick_arrow_length_m'],
             sector_half_width_rad=p['alert_sector_half_width_rad'],
             sector_segments=p['alert_sector_segments'],
             frame_convention=p['alert_frame_convention'])
+
+    def __init__(self, **kwargs):
+        super().__init__('markers', **kwargs)
+        p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed)
+        self.style = self._style(p)
         # Reliable, as RViz subscribes to markers by default.
         self.pub = self.create_publisher(MarkerArray, p['markers_topic'], ALERT_QOS)
         self._detection_keys = set()

@@ -19,7 +19,7 @@ from edge_perception.core.collision import (AlertLevel, AlertLevelConfig, AlertL
 from edge_perception.msg import CollisionAlert, DetectionArray
 from edge_perception.nodes.common import (ALERT_QOS, copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS,
-                                          SENSOR_QOS_QUEUED)
+                                          SENSOR_QOS_QUEUED, with_live)
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
@@ -86,6 +86,14 @@ PARAMS = [
     Param('track_window_s', 0.5, 'Object mode: range-rate fit window, s', 0.05, 10.0),
     Param('track_timeout_s', 1.0, 'Object mode: forget tracks unseen this long, s', 0.05, 60.0),
 ]
+# Applied at run time (on_parameters_changed); the rest (source, topics, object mode on/off,
+# watchdog period) shape the node's wiring and are read-only.
+PARAMS = with_live(PARAMS, [
+    p.name for p in PARAMS if p.name not in (
+        'source', 'depth_topic', 'camera_info_topic', 'pointcloud_topic', 'laserscan_topic',
+        'tracks_enabled', 'tracks_topic', 'alert_topic', 'watchdog_period_s')])
+# Scene parameters that change which samples the estimator keeps: its history restarts.
+_HISTORY_PARAMS = {'roi_col_min', 'roi_col_max', 'roi_row_min', 'roi_row_max', 'roi_stride'}
 
 
 class TimeToImpactNode(Node):
@@ -93,20 +101,14 @@ class TimeToImpactNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('time_to_impact', **kwargs)
-        p = self.params = declare_parameters(self, PARAMS)
+        p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed,
+                                             self._check_parameters)
         self.scene_config = self._scene_config(p)
-        self.level_config = AlertLevelConfig(
-            caution_speed_mps=p['caution_speed_mps'], caution_tti_s=p['caution_tti_s'],
-            warning_speed_mps=p['speed_threshold_mps'], warning_tti_s=p['tti_threshold_s'],
-            critical_tti_s=p['critical_tti_s'], exit_tti_ratio=p['exit_tti_ratio'],
-            min_on_time_s=p['min_on_time_s'], sensor_timeout_s=p['sensor_timeout_s'])
+        self.level_config = self._level_config(p)
         self.level_filter = AlertLevelFilter(self.level_config)
         self.estimator = None           # created on the first frame (needs bearings)
         self._column_bearings = None
-        self._object_tracker = ObjectTTITracker(ObjectTTIConfig(
-            corridor_radius_m=p['corridor_radius_m'], window_s=p['track_window_s'],
-            track_timeout_s=p['track_timeout_s'], speed_threshold_mps=p['speed_threshold_mps'],
-            tti_threshold_s=p['tti_threshold_s']))
+        self._object_tracker = ObjectTTITracker(self._object_config(p))
         self._latest_object_alert = None   # most urgent ObjectTTI of the last tracks message
         self._last_valid_rx = None         # node-clock time of the last usable input
         self._last_header = None
@@ -136,6 +138,45 @@ class TimeToImpactNode(Node):
         self.get_logger().info(
             f"time_to_impact: source={source} tracks={p['tracks_enabled']} -> "
             f'{self.alert_pub.topic_name}')
+
+    def on_parameters_changed(self, names):
+        """Apply a run-time parameter set: rebuild the configs, keep the history if possible."""
+        p = self.params
+        self.scene_config = self._scene_config(p)
+        if self.estimator is not None:
+            if names & _HISTORY_PARAMS:
+                self.estimator = None      # rebuilt on the next frame with the new ROI
+            else:
+                self.estimator.config = self.scene_config
+        self.level_config = self._level_config(p)
+        self.level_filter.config = self.level_config
+        self._object_tracker.config = self._object_config(p)
+        self.input.stale_after_s = p['sensor_timeout_s']
+
+    def _check_parameters(self, values):
+        """Refuse a set that would leave inconsistent configs (e.g. an empty ROI)."""
+        try:
+            self._scene_config(values)
+            self._level_config(values)
+            self._object_config(values)
+        except ValueError as error:
+            return str(error)
+        return ''
+
+    @staticmethod
+    def _level_config(p):
+        return AlertLevelConfig(
+            caution_speed_mps=p['caution_speed_mps'], caution_tti_s=p['caution_tti_s'],
+            warning_speed_mps=p['speed_threshold_mps'], warning_tti_s=p['tti_threshold_s'],
+            critical_tti_s=p['critical_tti_s'], exit_tti_ratio=p['exit_tti_ratio'],
+            min_on_time_s=p['min_on_time_s'], sensor_timeout_s=p['sensor_timeout_s'])
+
+    @staticmethod
+    def _object_config(p):
+        return ObjectTTIConfig(
+            corridor_radius_m=p['corridor_radius_m'], window_s=p['track_window_s'],
+            track_timeout_s=p['track_timeout_s'], speed_threshold_mps=p['speed_threshold_mps'],
+            tti_threshold_s=p['tti_threshold_s'])
 
     @staticmethod
     def _scene_config(p):

@@ -9,7 +9,7 @@ from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.tracking import ObjectTracker, TrackerConfig, TrackingError
 from edge_perception.msg import Detection, DetectionArray
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
-                                          Diagnostics, InputMonitor, Param)
+                                          Diagnostics, InputMonitor, Param, with_live)
 from rclpy.node import Node
 
 PARAMS = [
@@ -29,6 +29,9 @@ PARAMS = [
     Param('velocity_window_s', 0.5, 'Least-squares window of the 3D velocity, s', 0.01, 10.0),
     Param('stale_after_s', 1.0, 'Input older than this is reported stale, s', 0.01, 60.0),
 ]
+# Applied at run time without losing tracks; topics and the lost-track buffer are read-only.
+PARAMS = with_live(PARAMS, ['track_high_thresh', 'track_low_thresh', 'new_track_thresh',
+                            'match_thresh', 'velocity_window_s', 'stale_after_s'])
 
 
 class TrackerNode(Node):
@@ -36,17 +39,34 @@ class TrackerNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('tracker', **kwargs)
-        p = self.params = declare_parameters(self, PARAMS)
-        self.tracker = ObjectTracker(TrackerConfig(
-            track_high_thresh=p['track_high_thresh'], track_low_thresh=p['track_low_thresh'],
-            new_track_thresh=p['new_track_thresh'], match_thresh=p['match_thresh'],
-            lost_track_s=p['lost_track_s'], max_frame_rate_hz=p['max_frame_rate_hz'],
-            velocity_window_s=p['velocity_window_s']))
+        p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed,
+                                             self._check_parameters)
+        self.tracker = ObjectTracker(self._tracker_config(p))
         self.input = InputMonitor('detections', p['stale_after_s'])
         self.pub = self.create_publisher(DetectionArray, p['tracks_topic'], DATA_QOS)
         self.create_subscription(DetectionArray, p['detections_topic'], self.on_detections,
                                  DATA_QOS)
         self.diagnostics = Diagnostics(self, [self.input])
+
+    def on_parameters_changed(self, names):
+        """Apply a run-time parameter set to the running tracker (tracks kept)."""
+        self.tracker.set_config(self._tracker_config(self.params))
+        self.input.stale_after_s = self.params['stale_after_s']
+
+    def _check_parameters(self, values):
+        try:
+            self._tracker_config(values)
+        except ValueError as error:
+            return str(error)
+        return ''
+
+    @staticmethod
+    def _tracker_config(p):
+        return TrackerConfig(
+            track_high_thresh=p['track_high_thresh'], track_low_thresh=p['track_low_thresh'],
+            new_track_thresh=p['new_track_thresh'], match_thresh=p['match_thresh'],
+            lost_track_s=p['lost_track_s'], max_frame_rate_hz=p['max_frame_rate_hz'],
+            velocity_window_s=p['velocity_window_s'])
 
     def on_detections(self, msg):
         """Track one frame; publish its confirmed tracks with the frame's header."""
