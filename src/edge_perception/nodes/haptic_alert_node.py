@@ -118,7 +118,7 @@ class HapticAlertNode(Node):
 
     @staticmethod
     def _haptic_config(p):
-        """HapticConfig checks consistency (e.g. refresh_interval_s < command_duration_s)."""
+        """Return the validated HapticConfig (e.g. refresh_interval_s < command_duration_s)."""
         config = HapticConfig(
             caution_intensity=p['caution_intensity'], caution_pulse_hz=p['caution_pulse_hz'],
             warning_intensity=p['warning_intensity'], warning_pulse_hz=p['warning_pulse_hz'],
