@@ -14,7 +14,7 @@ import importlib.util
 import pathlib
 
 from edge_perception import profiles
-from edge_perception.nodes.runner import NODE_TYPES
+from edge_perception.nodes.registry import NODE_TYPES
 from edge_perception.profiles import load_profile, ProfileError
 import pytest
 from rclpy.parameter import Parameter
@@ -36,13 +36,14 @@ except ImportError:
 
 
 def console_scripts():
-    """Console script names of setup.py, read from its syntax tree."""
-    tree = ast.parse((ROOT / 'setup.py').read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == 'entry_points':
-            entries = ast.literal_eval(node.value)
-            return {line.split('=')[0].strip() for line in entries['console_scripts']}
-    raise AssertionError('setup.py has no entry_points')
+    """Console script names of this package, as installed.
+
+    setup.py makes them from the node registry; `pip install -e .` wrote them into the
+    package metadata.
+    """
+    from importlib.metadata import entry_points
+    return {ep.name for ep in entry_points(group='console_scripts')
+            if ep.value.startswith(PACKAGE + '.')}
 
 
 def node_modules():

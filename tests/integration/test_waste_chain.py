@@ -1,18 +1,18 @@
 """The waste chain over real DDS: RGB + registered depth + camera info -> detector -> tracker.
 
 Asserts detections against the labels, stable track IDs across frames and 3D positions within a
-stated error of the ground truth, on the bundled belt sequence (edge_perception.samples: each
-sample frame slides 6 px per frame at 5 Hz, like a conveyor, so every object moves).
+stated error of the ground truth, on the bundled belt sequence (edge_perception.harness.samples:
+each sample frame slides 6 px per frame at 5 Hz, like a conveyor, so every object moves).
 """
 import math
 import pathlib
 
 from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.detection_metrics import greedy_match
+from edge_perception.harness.replay import play_bag, Probe, wait_until
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.harness.samples import waste_belt_frames, waste_camera, write_color_depth_bag
 from edge_perception.nodes.common import DATA_QOS
-from edge_perception.nodes.replay import play_bag, Probe, wait_until
-from edge_perception.nodes.runner import NodeGraph
-from edge_perception.samples import waste_belt_frames, waste_camera, write_color_depth_bag
 from edge_perception_msgs.msg import DetectionArray
 import numpy as np
 import pytest

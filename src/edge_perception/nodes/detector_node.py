@@ -14,6 +14,7 @@ from edge_perception.core.depth_fusion import DepthFusionError, object_position,
 from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS)
+from edge_perception.nodes.spinning import run_node
 from edge_perception_msgs.msg import Detection, DetectionArray
 import numpy as np
 from rclpy.node import Node
@@ -259,8 +260,7 @@ class DetectorNode(Node):
 
 def main(args=None):
     """Entry point: `detector_node`."""
-    from edge_perception.nodes.runner import spin_nodes
-    spin_nodes([DetectorNode], args)
+    run_node(DetectorNode, args)
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.tracking import ObjectTracker, TrackerConfig, TrackingError
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param)
+from edge_perception.nodes.spinning import run_node
 from edge_perception_msgs.msg import Detection, DetectionArray
 from rclpy.node import Node
 
@@ -91,8 +92,7 @@ class TrackerNode(Node):
 
 def main(args=None):
     """Entry point: `tracker_node`."""
-    from edge_perception.nodes.runner import spin_nodes
-    spin_nodes([TrackerNode], args)
+    run_node(TrackerNode, args)
 
 
 if __name__ == '__main__':

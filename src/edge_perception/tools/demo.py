@@ -50,7 +50,7 @@ def default_config(name):
 
 def run(args):
     """Run the demo scenes through the composed graph and write the report."""
-    from edge_perception.nodes.runner import NodeGraph
+    from edge_perception.harness.runner import NodeGraph
 
     out = args.out
     (out / 'bags').mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def run(args):
 def _output_counter(graph):
     from diagnostic_msgs.msg import DiagnosticArray
     from edge_perception.nodes.common import ALERT_QOS, DATA_QOS, SENSOR_QOS
-    from edge_perception.nodes.replay import Probe
+    from edge_perception.harness.replay import Probe
     from edge_perception_msgs.msg import (CollisionAlert, CrackSegmentation, DetectionArray,
                                           HapticCommand)
     from rclpy.qos import QoSProfile
@@ -98,8 +98,8 @@ def _output_counter(graph):
 def run_collision(graph, out, names):
     """Replay the collision scenarios; returns [(scenario, figures, alerts, commands)]."""
     from edge_perception.bags import write_scenario_bag
-    from edge_perception.core.scenarios import scenario_by_name
-    from edge_perception.nodes.replay import collision_probe, replay_collision_scenario
+    from edge_perception.harness.scenarios import scenario_by_name
+    from edge_perception.harness.replay import collision_probe, replay_collision_scenario
 
     print('[demo] 1/3 collision alerts: depth scenarios -> time_to_impact -> haptic_alert')
     probe = collision_probe(graph)
@@ -118,9 +118,10 @@ def run_waste(graph, out):
     """Replay the waste belt; returns the waste figures and the frames to draw."""
     from edge_perception.conversions import stamp_to_seconds
     from edge_perception.core.detection_metrics import greedy_match
+    from edge_perception.harness.replay import replay_and_collect
+    from edge_perception.harness.samples import (waste_belt_frames, waste_camera,
+                                                 write_color_depth_bag)
     from edge_perception.nodes.common import DATA_QOS
-    from edge_perception.nodes.replay import replay_and_collect
-    from edge_perception.samples import waste_belt_frames, waste_camera, write_color_depth_bag
     from edge_perception_msgs.msg import DetectionArray
 
     print('[demo] 2/3 waste: RGB-D belt -> detector (+ material, 3D, pick point) -> tracker')
@@ -189,8 +190,8 @@ def run_crack(graph, out):
     from edge_perception.conversions import image_to_numpy, stamp_to_seconds
     from edge_perception.core.crack import segmentation_metrics
     from edge_perception.nodes.common import DATA_QOS
-    from edge_perception.nodes.replay import replay_and_collect
-    from edge_perception.samples import crack_frames, write_crack_bag
+    from edge_perception.harness.replay import replay_and_collect
+    from edge_perception.harness.samples import crack_frames, write_crack_bag
     from edge_perception_msgs.msg import CrackSegmentation
 
     print('[demo] 3/3 cracks: inspection images + depth -> crack_segmentation (top-2 MoE)')

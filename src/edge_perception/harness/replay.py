@@ -10,7 +10,7 @@ from edge_perception.bags import bag_topics
 from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.collision_metrics import (AlertRecord, collision_figures,
                                                     CommandRecord)
-from edge_perception.nodes.bag_player import BagPlayer
+from edge_perception.harness.bag_player import BagPlayer
 from edge_perception.nodes.common import ALERT_QOS
 from edge_perception_msgs.msg import CollisionAlert, HapticCommand
 from rclpy.node import Node
