@@ -54,6 +54,8 @@ def test_parameter_docs_are_current():
 def test_every_tool_registers_a_subcommand():
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices)
-    expected = {p.stem.replace('_', '-') for p in (ROOT / 'src/edge_perception/tools').glob(
-        '*.py') if not p.stem.startswith('_')}
+    tools = ROOT / 'src/edge_perception/tools'
+    names = ({p.stem for p in tools.glob('*.py')}
+             | {p.parent.name for p in tools.glob('*/__init__.py')})
+    expected = {n.replace('_', '-') for n in names if not n.startswith('_')}
     assert expected <= commands

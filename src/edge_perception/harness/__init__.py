@@ -5,7 +5,8 @@
 - `bag_player`, `replay`: rosbag2 playback into a graph, probes that record what it publishes,
   and the collision replay with its measured figures;
 - `scenarios`, `samples`: synthetic depth scenes with known time to impact, and the bundled
-  waste/crack sample sequences as bags.
+  waste/crack sample sequences as bags;
+- `waste_figures`: the waste chain's figures against the labels (demo and tests).
 
 Nothing in `core/` or `nodes/` imports from here.
 """
