@@ -1,9 +1,31 @@
 """ament_python package edge_perception (src layout)."""
+import ast
 from glob import glob
+import os
 
 from setuptools import find_packages, setup
 
 package_name = 'edge_perception'
+
+
+def node_console_scripts():
+    """`<type>_node = <module>:main` for every node of the node registry.
+
+    src/edge_perception/nodes/registry.py is read as a syntax tree (NODE_TYPES is a literal):
+    setup.py runs before the package can be imported.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'src', package_name, 'nodes',
+                        'registry.py')
+    with open(path) as handle:
+        tree = ast.parse(handle.read(), filename=path)
+    for statement in tree.body:
+        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and getattr(statement.targets[0], 'id', None) == 'NODE_TYPES'):
+            node_types = ast.literal_eval(statement.value)
+            return [f"{name}_node = {target.split(':')[0]}:main"
+                    for name, target in node_types.items()]
+    raise RuntimeError(f'{path} defines no NODE_TYPES')
+
 
 setup(
     name=package_name,
@@ -27,12 +49,6 @@ setup(
     entry_points={
         'console_scripts': [
             'edge-perception = edge_perception.cli:main',
-            'time_to_impact_node = edge_perception.nodes.time_to_impact_node:main',
-            'haptic_alert_node = edge_perception.nodes.haptic_alert_node:main',
-            'detector_node = edge_perception.nodes.detector_node:main',
-            'tracker_node = edge_perception.nodes.tracker_node:main',
-            'crack_segmentation_node = edge_perception.nodes.crack_segmentation_node:main',
-            'markers_node = edge_perception.nodes.markers_node:main',
-        ],
+        ] + node_console_scripts(),
     },
 )

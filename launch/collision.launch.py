@@ -7,23 +7,26 @@
         params_file:=/path/to/lidar.yaml         # with `source: laserscan` in it
 
 Modelled on nav2_bringup's navigation_launch.py: every argument declared with a description,
-parameters from config/collision.yaml (keyed `/**/<node>`), use_sim_time for Gazebo or bag
-replay. Which sensor drives scene mode (`source`) is chosen in the params file; the topic
-arguments remap the node's default input names.
+parameters from config/collision.yaml (keyed `/**/<node>`), the nodes in a group that pushes
+the namespace and sets use_sim_time (Gazebo or bag replay) for both. Which sensor drives scene
+mode (`source`) is chosen in the params file; the topic arguments remap the node's default input
+names. perception.launch.py includes this file (as nav2's bringup_launch.py includes
+navigation_launch.py) for the same two nodes on the waste-sorting camera.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.actions import Node, PushROSNamespace, SetParameter
 
 
 def generate_launch_description():
     """Declare the arguments and the two nodes."""
     share_dir = get_package_share_directory('edge_perception')
+    launch_dir = os.path.join(share_dir, 'launch')
 
     namespace = LaunchConfiguration('namespace')
     use_sim_time = LaunchConfiguration('use_sim_time')
@@ -35,14 +38,6 @@ def generate_launch_description():
     use_respawn = LaunchConfiguration('use_respawn')
     log_level = LaunchConfiguration('log_level')
 
-    sim_time = {'use_sim_time': ParameterValue(use_sim_time, value_type=bool)}
-
-    declare_namespace_cmd = DeclareLaunchArgument(
-        'namespace', default_value='',
-        description='Namespace of both nodes and their relative topics (e.g. cane)')
-    declare_use_sim_time_cmd = DeclareLaunchArgument(
-        'use_sim_time', default_value='false',
-        description='Use the simulation (Gazebo) or bag clock on /clock if true')
     declare_params_file_cmd = DeclareLaunchArgument(
         'params_file', default_value=os.path.join(share_dir, 'config', 'collision.yaml'),
         description='Full path to the ROS 2 parameters file (source, thresholds, serial port)')
@@ -60,50 +55,39 @@ def generate_launch_description():
     declare_scan_topic_cmd = DeclareLaunchArgument(
         'scan_topic', default_value='scan',
         description='LaserScan (remapped to scan; source: laserscan)')
-    declare_use_respawn_cmd = DeclareLaunchArgument(
-        'use_respawn', default_value='false',
-        description='Respawn a node that exits (2 s delay)')
-    declare_log_level_cmd = DeclareLaunchArgument(
-        'log_level', default_value='info',
-        description='Log level of both nodes (debug, info, warn, error)')
 
-    time_to_impact_cmd = Node(
-        package='edge_perception',
-        executable='time_to_impact_node',
-        name='time_to_impact',
-        namespace=namespace,
-        output='screen',
-        respawn=use_respawn,
-        respawn_delay=2.0,
-        parameters=[params_file, sim_time],
-        arguments=['--ros-args', '--log-level', log_level],
-        remappings=[('depth/image_raw', depth_topic),
-                    ('depth/camera_info', camera_info_topic),
-                    ('points', pointcloud_topic),
-                    ('scan', scan_topic)])
-    haptic_alert_cmd = Node(
-        package='edge_perception',
-        executable='haptic_alert_node',
-        name='haptic_alert',
-        namespace=namespace,
-        output='screen',
-        respawn=use_respawn,
-        respawn_delay=2.0,
-        parameters=[params_file, sim_time],
-        arguments=['--ros-args', '--log-level', log_level])
+    # Every node: log to the screen, respawn when asked, at the requested log level.
+    node_options = {'output': 'screen', 'respawn': use_respawn, 'respawn_delay': 2.0,
+                    'arguments': ['--ros-args', '--log-level', log_level]}
+    nodes_cmd = GroupAction([
+        PushROSNamespace(namespace),
+        SetParameter('use_sim_time', use_sim_time),
+        Node(
+            package='edge_perception',
+            executable='time_to_impact_node',
+            name='time_to_impact',
+            parameters=[params_file],
+            **node_options,
+            remappings=[('depth/image_raw', depth_topic),
+                        ('depth/camera_info', camera_info_topic),
+                        ('points', pointcloud_topic),
+                        ('scan', scan_topic)]),
+        Node(
+            package='edge_perception',
+            executable='haptic_alert_node',
+            name='haptic_alert',
+            parameters=[params_file],
+            **node_options),
+    ])
 
     ld = LaunchDescription()
-    # Log lines appear as they are written, not when a buffer fills.
-    ld.add_action(SetEnvironmentVariable('RCUTILS_LOGGING_BUFFERED_STREAM', '1'))
-    ld.add_action(declare_namespace_cmd)
-    ld.add_action(declare_use_sim_time_cmd)
+    # namespace, use_sim_time, use_respawn, log_level (and unbuffered log lines).
+    ld.add_action(IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(launch_dir, 'common.launch.py'))))
     ld.add_action(declare_params_file_cmd)
     ld.add_action(declare_depth_topic_cmd)
     ld.add_action(declare_camera_info_topic_cmd)
     ld.add_action(declare_pointcloud_topic_cmd)
     ld.add_action(declare_scan_topic_cmd)
-    ld.add_action(declare_use_respawn_cmd)
-    ld.add_action(declare_log_level_cmd)
-    ld.add_action(time_to_impact_cmd)
-    ld.add_action(haptic_alert_cmd)
+    ld.add_action(nodes_cmd)
     return ld

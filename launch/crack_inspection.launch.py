@@ -7,24 +7,27 @@
         camera_info_topic:=/camera/color/camera_info
 
 Modelled on nav2_bringup's navigation_launch.py: every argument declared with a description,
-parameters from config/crack_inspection.yaml (keyed `/**/<node>`), use_sim_time for Gazebo or
-bag replay. The manifest_path argument (the experts and gate) is applied after the params file.
-Without depth and camera info the widths stay in pixels (`metric_valid: false`).
+parameters from config/crack_inspection.yaml (keyed `/**/<node>`), the nodes in a group that
+pushes the namespace and sets use_sim_time (Gazebo or bag replay) for both. The manifest_path
+argument (the experts and gate) is applied after the params file. Without depth and camera
+info the widths stay in pixels (`metric_valid: false`).
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
 from launch.conditions import IfCondition
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import Node, PushROSNamespace, SetParameter
 from launch_ros.parameter_descriptions import ParameterValue
 
 
 def generate_launch_description():
     """Declare the arguments and the two nodes."""
     share_dir = get_package_share_directory('edge_perception')
+    launch_dir = os.path.join(share_dir, 'launch')
 
     namespace = LaunchConfiguration('namespace')
     use_sim_time = LaunchConfiguration('use_sim_time')
@@ -37,14 +40,6 @@ def generate_launch_description():
     use_respawn = LaunchConfiguration('use_respawn')
     log_level = LaunchConfiguration('log_level')
 
-    sim_time = {'use_sim_time': ParameterValue(use_sim_time, value_type=bool)}
-
-    declare_namespace_cmd = DeclareLaunchArgument(
-        'namespace', default_value='',
-        description='Namespace of both nodes and their relative topics (e.g. drone1)')
-    declare_use_sim_time_cmd = DeclareLaunchArgument(
-        'use_sim_time', default_value='false',
-        description='Use the simulation (Gazebo) or bag clock on /clock if true')
     declare_params_file_cmd = DeclareLaunchArgument(
         'params_file', default_value=os.path.join(share_dir, 'config', 'crack_inspection.yaml'),
         description='Full path to the ROS 2 parameters file (strategy, top_k, severity bins)')
@@ -66,52 +61,41 @@ def generate_launch_description():
     declare_use_markers_cmd = DeclareLaunchArgument(
         'use_markers', default_value='true',
         description='Also start the markers node (crack severity text in RViz)')
-    declare_use_respawn_cmd = DeclareLaunchArgument(
-        'use_respawn', default_value='false',
-        description='Respawn a node that exits (2 s delay)')
-    declare_log_level_cmd = DeclareLaunchArgument(
-        'log_level', default_value='info',
-        description='Log level of both nodes (debug, info, warn, error)')
 
-    crack_segmentation_cmd = Node(
-        package='edge_perception',
-        executable='crack_segmentation_node',
-        name='crack_segmentation',
-        namespace=namespace,
-        output='screen',
-        respawn=use_respawn,
-        respawn_delay=2.0,
-        parameters=[params_file, sim_time,
-                    {'manifest_path': ParameterValue(manifest_path, value_type=str)}],
-        arguments=['--ros-args', '--log-level', log_level],
-        remappings=[('camera/image_raw', image_topic),
-                    ('camera/depth_registered/image_raw', depth_topic),
-                    ('camera/camera_info', camera_info_topic)])
-    markers_cmd = Node(
-        condition=IfCondition(use_markers),
-        package='edge_perception',
-        executable='markers_node',
-        name='markers',
-        namespace=namespace,
-        output='screen',
-        respawn=use_respawn,
-        respawn_delay=2.0,
-        parameters=[params_file, sim_time],
-        arguments=['--ros-args', '--log-level', log_level])
+    # Every node: log to the screen, respawn when asked, at the requested log level.
+    node_options = {'output': 'screen', 'respawn': use_respawn, 'respawn_delay': 2.0,
+                    'arguments': ['--ros-args', '--log-level', log_level]}
+    nodes_cmd = GroupAction([
+        PushROSNamespace(namespace),
+        SetParameter('use_sim_time', use_sim_time),
+        Node(
+            package='edge_perception',
+            executable='crack_segmentation_node',
+            name='crack_segmentation',
+            parameters=[params_file,
+                        {'manifest_path': ParameterValue(manifest_path, value_type=str)}],
+            **node_options,
+            remappings=[('camera/image_raw', image_topic),
+                        ('camera/depth_registered/image_raw', depth_topic),
+                        ('camera/camera_info', camera_info_topic)]),
+        Node(
+            condition=IfCondition(use_markers),
+            package='edge_perception',
+            executable='markers_node',
+            name='markers',
+            parameters=[params_file],
+            **node_options),
+    ])
 
     ld = LaunchDescription()
-    # Log lines appear as they are written, not when a buffer fills.
-    ld.add_action(SetEnvironmentVariable('RCUTILS_LOGGING_BUFFERED_STREAM', '1'))
-    ld.add_action(declare_namespace_cmd)
-    ld.add_action(declare_use_sim_time_cmd)
+    # namespace, use_sim_time, use_respawn, log_level (and unbuffered log lines).
+    ld.add_action(IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(launch_dir, 'common.launch.py'))))
     ld.add_action(declare_params_file_cmd)
     ld.add_action(declare_manifest_path_cmd)
     ld.add_action(declare_image_topic_cmd)
     ld.add_action(declare_depth_topic_cmd)
     ld.add_action(declare_camera_info_topic_cmd)
     ld.add_action(declare_use_markers_cmd)
-    ld.add_action(declare_use_respawn_cmd)
-    ld.add_action(declare_log_level_cmd)
-    ld.add_action(crack_segmentation_cmd)
-    ld.add_action(markers_cmd)
+    ld.add_action(nodes_cmd)
     return ld

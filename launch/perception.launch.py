@@ -7,26 +7,32 @@
         depth_topic:=/camera/aligned_depth_to_color/image_raw \
         camera_info_topic:=/camera/color/camera_info
 
-Modelled on nav2_bringup's navigation_launch.py: every argument is declared with a description,
-parameters come from one YAML file keyed `/**/<node>` (so a namespace still matches), and
-use_sim_time is one switch for Gazebo or bag replay. The same file drives the single-process
-runner (`edge-perception run --profile default`). The model_path and device arguments are
-applied after the params file, so they win over its detector values.
+Modelled on nav2_bringup: every argument is declared with a description, parameters come from
+one YAML file keyed `/**/<node>` (so a namespace still matches), and use_sim_time is one switch
+for Gazebo or bag replay. As bringup_launch.py includes navigation_launch.py, this file starts
+the waste nodes (detector, tracker, markers) in a group that pushes the namespace, sets
+use_sim_time and remaps the camera topics, and includes collision.launch.py for
+time_to_impact and haptic_alert with the same namespace, params file and camera remaps. The
+same params file drives the single-process runner (`edge-perception run --profile default`).
+The model_path and device arguments are applied after the params file, so they win over its
+detector values.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
 from launch.conditions import IfCondition
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import Node, PushROSNamespace, SetParameter, SetRemap
 from launch_ros.parameter_descriptions import ParameterValue
 
 
 def generate_launch_description():
-    """Declare the arguments and the five nodes."""
+    """Declare the arguments, the three waste nodes and include the collision nodes."""
     share_dir = get_package_share_directory('edge_perception')
+    launch_dir = os.path.join(share_dir, 'launch')
 
     namespace = LaunchConfiguration('namespace')
     use_sim_time = LaunchConfiguration('use_sim_time')
@@ -40,19 +46,12 @@ def generate_launch_description():
     use_respawn = LaunchConfiguration('use_respawn')
     log_level = LaunchConfiguration('log_level')
 
-    sim_time = {'use_sim_time': ParameterValue(use_sim_time, value_type=bool)}
     # The nodes subscribe to these relative names (config/perception.yaml); remapping them
     # plugs in any camera driver without editing the params file.
-    camera_remappings = [('camera/image_raw', image_topic),
-                         ('camera/depth_registered/image_raw', depth_topic),
-                         ('camera/camera_info', camera_info_topic)]
+    camera_remaps = [SetRemap(src='camera/image_raw', dst=image_topic),
+                     SetRemap(src='camera/depth_registered/image_raw', dst=depth_topic),
+                     SetRemap(src='camera/camera_info', dst=camera_info_topic)]
 
-    declare_namespace_cmd = DeclareLaunchArgument(
-        'namespace', default_value='',
-        description='Namespace of all nodes and their relative topics (e.g. arm1)')
-    declare_use_sim_time_cmd = DeclareLaunchArgument(
-        'use_sim_time', default_value='false',
-        description='Use the simulation (Gazebo) or bag clock on /clock if true')
     declare_params_file_cmd = DeclareLaunchArgument(
         'params_file', default_value=os.path.join(share_dir, 'config', 'perception.yaml'),
         description='Full path to the ROS 2 parameters file for all launched nodes')
@@ -77,74 +76,54 @@ def generate_launch_description():
     declare_use_markers_cmd = DeclareLaunchArgument(
         'use_markers', default_value='true',
         description='Also start the markers node (RViz MarkerArray on markers)')
-    declare_use_respawn_cmd = DeclareLaunchArgument(
-        'use_respawn', default_value='false',
-        description='Respawn a node that exits (2 s delay)')
-    declare_log_level_cmd = DeclareLaunchArgument(
-        'log_level', default_value='info',
-        description='Log level of all nodes (debug, info, warn, error)')
 
-    detector_cmd = Node(
-        package='edge_perception',
-        executable='detector_node',
-        name='detector',
-        namespace=namespace,
-        output='screen',
-        respawn=use_respawn,
-        respawn_delay=2.0,
-        parameters=[params_file, sim_time,
-                    {'model_path': ParameterValue(model_path, value_type=str),
-                     'device': ParameterValue(device, value_type=str)}],
-        arguments=['--ros-args', '--log-level', log_level],
-        remappings=camera_remappings)
-    tracker_cmd = Node(
-        package='edge_perception',
-        executable='tracker_node',
-        name='tracker',
-        namespace=namespace,
-        output='screen',
-        respawn=use_respawn,
-        respawn_delay=2.0,
-        parameters=[params_file, sim_time],
-        arguments=['--ros-args', '--log-level', log_level])
-    time_to_impact_cmd = Node(
-        package='edge_perception',
-        executable='time_to_impact_node',
-        name='time_to_impact',
-        namespace=namespace,
-        output='screen',
-        respawn=use_respawn,
-        respawn_delay=2.0,
-        parameters=[params_file, sim_time],
-        arguments=['--ros-args', '--log-level', log_level],
-        remappings=camera_remappings)
-    haptic_alert_cmd = Node(
-        package='edge_perception',
-        executable='haptic_alert_node',
-        name='haptic_alert',
-        namespace=namespace,
-        output='screen',
-        respawn=use_respawn,
-        respawn_delay=2.0,
-        parameters=[params_file, sim_time],
-        arguments=['--ros-args', '--log-level', log_level])
-    markers_cmd = Node(
-        condition=IfCondition(use_markers),
-        package='edge_perception',
-        executable='markers_node',
-        name='markers',
-        namespace=namespace,
-        output='screen',
-        respawn=use_respawn,
-        respawn_delay=2.0,
-        parameters=[params_file, sim_time],
-        arguments=['--ros-args', '--log-level', log_level])
+    # Every node: log to the screen, respawn when asked, at the requested log level.
+    node_options = {'output': 'screen', 'respawn': use_respawn, 'respawn_delay': 2.0,
+                    'arguments': ['--ros-args', '--log-level', log_level]}
+    waste_nodes_cmd = GroupAction([
+        PushROSNamespace(namespace),
+        SetParameter('use_sim_time', use_sim_time),
+        *camera_remaps,
+        Node(
+            package='edge_perception',
+            executable='detector_node',
+            name='detector',
+            parameters=[params_file,
+                        {'model_path': ParameterValue(model_path, value_type=str),
+                         'device': ParameterValue(device, value_type=str)}],
+            **node_options),
+        Node(
+            package='edge_perception',
+            executable='tracker_node',
+            name='tracker',
+            parameters=[params_file],
+            **node_options),
+        Node(
+            condition=IfCondition(use_markers),
+            package='edge_perception',
+            executable='markers_node',
+            name='markers',
+            parameters=[params_file],
+            **node_options),
+    ])
+    # time_to_impact (scene mode on the detector's depth, object mode on the tracks) and
+    # haptic_alert: collision.launch.py pushes the namespace and sets use_sim_time itself; the
+    # camera remaps apply to time_to_impact's depth and camera info inputs here.
+    collision_cmd = GroupAction([
+        *camera_remaps,
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(os.path.join(launch_dir, 'collision.launch.py')),
+            launch_arguments={'namespace': namespace,
+                              'use_sim_time': use_sim_time,
+                              'params_file': params_file,
+                              'use_respawn': use_respawn,
+                              'log_level': log_level}.items()),
+    ])
 
     ld = LaunchDescription()
-    # Log lines appear as they are written, not when a buffer fills.
-    ld.add_action(SetEnvironmentVariable('RCUTILS_LOGGING_BUFFERED_STREAM', '1'))
-    ld.add_action(declare_namespace_cmd)
-    ld.add_action(declare_use_sim_time_cmd)
+    # namespace, use_sim_time, use_respawn, log_level (and unbuffered log lines).
+    ld.add_action(IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(launch_dir, 'common.launch.py'))))
     ld.add_action(declare_params_file_cmd)
     ld.add_action(declare_model_path_cmd)
     ld.add_action(declare_device_cmd)
@@ -152,11 +131,6 @@ def generate_launch_description():
     ld.add_action(declare_depth_topic_cmd)
     ld.add_action(declare_camera_info_topic_cmd)
     ld.add_action(declare_use_markers_cmd)
-    ld.add_action(declare_use_respawn_cmd)
-    ld.add_action(declare_log_level_cmd)
-    ld.add_action(detector_cmd)
-    ld.add_action(tracker_cmd)
-    ld.add_action(time_to_impact_cmd)
-    ld.add_action(haptic_alert_cmd)
-    ld.add_action(markers_cmd)
+    ld.add_action(waste_nodes_cmd)
+    ld.add_action(collision_cmd)
     return ld

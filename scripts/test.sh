@@ -24,7 +24,7 @@ run() {   # run NAME PATHS...: one pytest process, its JUnit report in $reports
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then status=1; fi
 }
 PYTEST_ARGS=("$@")
-run unit tests/core tests/test_*.py
+run unit tests/core tests/drivers tests/harness tests/test_*.py
 for file in tests/integration/test_*.py; do
     run "$(basename "$file" .py)" "$file"
 done

@@ -14,14 +14,16 @@ import importlib.util
 import pathlib
 
 from edge_perception import profiles
-from edge_perception.nodes.runner import NODE_TYPES
+from edge_perception.nodes.registry import NODE_TYPES
 from edge_perception.profiles import load_profile, ProfileError
 import pytest
 from rclpy.parameter import Parameter
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
+# The graphs; common.launch.py only declares the arguments they share (each includes it).
+LAUNCH_FILES = sorted(p for p in (ROOT / 'launch').glob('*.launch.py')
+                      if p.name != 'common.launch.py')
 PROFILE_FILES = sorted((ROOT / 'config' / 'profiles').glob('*.yaml'))
 PACKAGE = 'edge_perception'
 REQUIRED_ARGUMENTS = {'namespace', 'use_sim_time', 'params_file', 'log_level'}
@@ -36,13 +38,14 @@ except ImportError:
 
 
 def console_scripts():
-    """Console script names of setup.py, read from its syntax tree."""
-    tree = ast.parse((ROOT / 'setup.py').read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == 'entry_points':
-            entries = ast.literal_eval(node.value)
-            return {line.split('=')[0].strip() for line in entries['console_scripts']}
-    raise AssertionError('setup.py has no entry_points')
+    """Console script names of this package, as installed.
+
+    setup.py makes them from the node registry; `pip install -e .` wrote them into the
+    package metadata.
+    """
+    from importlib.metadata import entry_points
+    return {ep.name for ep in entry_points(group='console_scripts')
+            if ep.value.startswith(PACKAGE + '.')}
 
 
 def node_modules():
@@ -64,12 +67,18 @@ def params_file_nodes(path):
 
 
 class LaunchFileSyntax:
-    """What a launch file names, read from its syntax tree (no import: launch is not here)."""
+    """What a launch file names, read from its syntax tree (no import: launch is not here).
+
+    Nodes, params files and arguments of the launch files it includes (a `*.launch.py` name in
+    it) count as its own: each includes common.launch.py (the shared arguments), and
+    perception.launch.py includes collision.launch.py.
+    """
 
     def __init__(self, path):
         self.path = path
         self.tree = ast.parse(path.read_text(), filename=str(path))
-        self.nodes = []            # {keyword: constant} of each Node(...) call
+        self.nodes = []            # {keyword: constant} of each Node(...) call, included too
+        self.includes = set()      # names of the launch files it includes
         self.arguments = {}        # DeclareLaunchArgument name -> description
         self.configurations = set()
         self.yaml_files = set()
@@ -82,6 +91,9 @@ class LaunchFileSyntax:
             elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
                   and node.value.endswith('.yaml')):
                 self.yaml_files.add(node.value)
+            elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                  and node.value.endswith('.launch.py')):
+                self.includes.add(node.value)
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
                 continue
             keywords = {k.arg: k.value for k in node.keywords}
@@ -95,6 +107,12 @@ class LaunchFileSyntax:
                     description, ast.Constant) else None)
             elif node.func.id == 'LaunchConfiguration':
                 self.configurations.add(node.args[0].value)
+        for name in sorted(self.includes):
+            included = LaunchFileSyntax(path.parent / name)
+            self.nodes += included.nodes
+            self.yaml_files |= included.yaml_files
+            self.arguments = {**included.arguments, **self.arguments}
+            self.configurations |= included.configurations
 
 
 @pytest.fixture(scope='module', params=LAUNCH_FILES, ids=lambda p: p.name)
@@ -107,6 +125,19 @@ def test_there_are_three_launch_files():
         'perception.launch.py', 'crack_inspection.launch.py', 'collision.launch.py'}
 
 
+def launch_entities(entities):
+    """Every entity, with those inside groups and included launch descriptions."""
+    from launch import LaunchContext
+    from launch.actions import GroupAction, IncludeLaunchDescription
+    for entity in entities:
+        yield entity
+        if isinstance(entity, GroupAction):
+            yield from launch_entities(entity.get_sub_entities())
+        elif isinstance(entity, IncludeLaunchDescription):
+            included = entity.launch_description_source.get_launch_description(LaunchContext())
+            yield from launch_entities(included.entities)
+
+
 @pytest.mark.skipif(not HAVE_LAUNCH_ROS, reason=NO_LAUNCH_REASON)
 @pytest.mark.parametrize('path', LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_description_loads(path):
@@ -116,10 +147,11 @@ def test_launch_description_loads(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
-    arguments = [e for e in description.entities if isinstance(e, DeclareLaunchArgument)]
+    arguments = [e for e in launch_entities(description.entities)
+                 if isinstance(e, DeclareLaunchArgument)]
     assert REQUIRED_ARGUMENTS <= {a.name for a in arguments}
     assert all(a.description.strip() for a in arguments)
-    nodes = [e for e in description.entities if isinstance(e, Node)]
+    nodes = [e for e in launch_entities(description.entities) if isinstance(e, Node)]
     assert nodes
     scripts = console_scripts()
     for node in nodes:

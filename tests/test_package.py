@@ -15,11 +15,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_core_modules_do_not_import_rclpy():
-    modules = sorted(p.stem for p in (ROOT / 'src/edge_perception/core').glob('*.py')
+    # core/ (with its subpackages) and the device drivers moved out of it: no rclpy.
+    src = ROOT / 'src'
+    modules = sorted('.'.join(p.relative_to(src).with_suffix('').parts)
+                     for folder in ('core', 'drivers')
+                     for p in (src / 'edge_perception' / folder).rglob('*.py')
                      if p.stem != '__init__')
     code = ('import sys, importlib\n'
             f'for m in {modules!r}:\n'
-            "    importlib.import_module('edge_perception.core.' + m)\n"
+            '    importlib.import_module(m)\n'
             "print('rclpy' in sys.modules)\n")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True).stdout.strip().splitlines()[-1]
@@ -50,6 +54,8 @@ def test_parameter_docs_are_current():
 def test_every_tool_registers_a_subcommand():
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices)
-    expected = {p.stem.replace('_', '-') for p in (ROOT / 'src/edge_perception/tools').glob(
-        '*.py') if not p.stem.startswith('_')}
+    tools = ROOT / 'src/edge_perception/tools'
+    names = ({p.stem for p in tools.glob('*.py')}
+             | {p.parent.name for p in tools.glob('*/__init__.py')})
+    expected = {n.replace('_', '-') for n in names if not n.startswith('_')}
     assert expected <= commands

@@ -1,7 +1,7 @@
 """rosbag2 files of sensor scenarios, written and read with the `rosbags` library (no ROS needed).
 
 Bags are MCAP rosbag2 directories with standard CDR-serialised messages, so `ros2 bag play` on a
-full ROS install replays them too; here `edge_perception.nodes.bag_player` publishes them.
+full ROS install replays them too; here `edge_perception.harness.bag_player` publishes them.
 No rclpy import: usable from scripts, tests and core alike.
 """
 import math
@@ -146,7 +146,7 @@ def bag_topics(path):
 
 def write_scenario_bag(scenario, path, encoding='16UC1', frame_id='camera_depth_optical_frame',
                        scan_frame_id='laser', with_scan=True, with_points=False, topics=None):
-    """Write a depth scenario (edge_perception.core.scenarios.Scenario) as a rosbag2.
+    """Write a depth scenario (edge_perception.harness.scenarios.Scenario) as a rosbag2.
 
     Per frame: the depth image (16UC1 millimetres or 32FC1 metres), its camera info, and, with
     with_scan, a LaserScan of the same scene along the image's middle row (uniform angles over the

@@ -223,3 +223,17 @@ def laserscan_to_ranges(msg):
     invalid = ~np.isfinite(ranges) | (ranges < msg.range_min) | (ranges > msg.range_max)
     ranges[invalid] = np.nan
     return angles.astype(np.float32), ranges
+
+
+def detection_box_xyxy(detection):
+    """Return the (x0, y0, x1, y1) pixel corners of a Detection message's centre/size box."""
+    half_w, half_h = detection.size_x / 2, detection.size_y / 2
+    return (detection.center_x - half_w, detection.center_y - half_h,
+            detection.center_x + half_w, detection.center_y + half_h)
+
+
+def set_detection_box(detection, box_xyxy):
+    """Set a Detection message's centre/size box from (x0, y0, x1, y1) pixel corners."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    detection.center_x, detection.center_y = (x0 + x1) / 2, (y0 + y1) / 2
+    detection.size_x, detection.size_y = x1 - x0, y1 - y0

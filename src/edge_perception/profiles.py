@@ -22,12 +22,12 @@ import pathlib
 import tempfile
 from typing import Iterable, Optional, Tuple
 
+from edge_perception.nodes.registry import NODE_TYPES
 import yaml
 
-# Node types a profile may name: the runner's NODE_TYPES keys (and the ROS node names).
-# Kept here as plain names because the runner imports rclpy; a test checks they agree.
-KNOWN_NODES = ('time_to_impact', 'haptic_alert', 'detector', 'tracker', 'crack_segmentation',
-               'markers')
+# Node types a profile may name: the node registry's (and the ROS node names). The registry
+# imports nothing, so this loader stays free of rclpy.
+KNOWN_NODES = tuple(NODE_TYPES)
 PROFILE_KEYS = ('description', 'nodes', 'params_files', 'use_sim_time', 'parameters')
 _REQUIRED_KEYS = ('description', 'nodes')
 

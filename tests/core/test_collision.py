@@ -1,6 +1,6 @@
 """Time-to-impact core against analytic answers on synthetic scenes (no ROS).
 
-Scene mode runs on the seeded scenarios of edge_perception.core.scenarios (range noise
+Scene mode runs on the seeded scenarios of edge_perception.harness.scenarios (range noise
 sigma = 0.0025 z^2 and 5 % holes unless stated); object mode and the level filter on
 hand-made stamped inputs whose answers follow from the definitions.
 """
@@ -10,13 +10,11 @@ import pathlib
 import re
 
 from edge_perception.core.collision import (AlertLevel, AlertLevelConfig, AlertLevelFilter,
-                                            DepthTTIEstimator,
-                                            lidar_scene_config, ObjectTTIConfig,
+                                            DepthTTIEstimator, lidar_scene_config, ObjectTTIConfig,
                                             ObjectTTITracker, range_image_from_laserscan,
-                                            range_image_from_points, SceneTTIConfig,
-                                            should_alert, time_to_impact, TrackObservation)
-from edge_perception.core.scenarios import (Box, PinholeCamera, render_depth,
-                                            scenario_by_name)
+                                            range_image_from_points, SceneTTIConfig, should_alert,
+                                            time_to_impact, TrackObservation)
+from edge_perception.harness.scenarios import Box, PinholeCamera, render_depth, scenario_by_name
 import numpy as np
 import pytest
 
@@ -574,7 +572,7 @@ def test_render_helper_feeds_the_estimator_box_list():
 
 
 def test_warm_up_is_flagged_as_usable_input_not_a_fault():
-    from edge_perception.core.scenarios import scenario_by_name
+    from edge_perception.harness.scenarios import scenario_by_name
     estimator = DepthTTIEstimator()
     first = [estimator.update(f.depth_m, f.stamp_s)
              for f in scenario_by_name('static').frames[:12]]

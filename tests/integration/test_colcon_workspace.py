@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(COLCON is None, reason='colcon is not installed'
 
 
 def clean_env():
-    """The environment of a shell with ROS sourced and nothing of this checkout on it."""
+    """Return the environment of a shell with ROS sourced and nothing of this checkout."""
     # LD_LIBRARY_PATH and the wheels' bootstrap guard go too: the ROS wheels' bootstrapper
     # sets the library path afresh, as in a new shell.
     env = {k: v for k, v in os.environ.items()
@@ -73,7 +73,7 @@ def test_install_space_alone_runs_the_package(workspace):
     out = in_workspace(workspace, (
         f'{sys.executable} -c "import edge_perception, edge_perception.msg as m; '
         'from edge_perception.nodes.time_to_impact_node import TimeToImpactNode; '
-        "print(edge_perception.__file__); print(m.CollisionAlert.__name__)\""))
+        'print(edge_perception.__file__); print(m.CollisionAlert.__name__)"'))
     first, second = out.strip().splitlines()[-2:]
     assert first.startswith(str(workspace / 'install')), first
     assert second == 'CollisionAlert'

@@ -10,9 +10,9 @@ import math
 import pathlib
 
 from edge_perception.bags import write_scenario_bag
-from edge_perception.core.scenarios import scenario_by_name
-from edge_perception.nodes.replay import collision_probe, replay_collision_scenario
-from edge_perception.nodes.runner import NodeGraph
+from edge_perception.harness.replay import collision_probe, replay_collision_scenario
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.harness.scenarios import scenario_by_name
 import pytest
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / 'config' / 'collision.yaml'

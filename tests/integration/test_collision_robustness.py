@@ -9,11 +9,11 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from edge_perception.conversions import numpy_to_image, stamp_to_seconds
-from edge_perception.core.scenarios import PinholeCamera, render_depth
+from edge_perception.harness.replay import Probe, wait_until
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.harness.scenarios import PinholeCamera, render_depth
 from edge_perception.msg import CollisionAlert, HapticCommand
 from edge_perception.nodes.common import ALERT_QOS
-from edge_perception.nodes.replay import Probe, wait_until
-from edge_perception.nodes.runner import NodeGraph
 import numpy as np
 from pty_device import Pty
 import pytest

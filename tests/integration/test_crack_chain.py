@@ -10,11 +10,11 @@ import pathlib
 
 from edge_perception.conversions import image_to_numpy, stamp_to_seconds
 from edge_perception.core.crack import segmentation_metrics
+from edge_perception.harness.replay import play_bag, Probe, wait_until
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.harness.samples import crack_frames, write_crack_bag
 from edge_perception.msg import CrackSegmentation
 from edge_perception.nodes.common import DATA_QOS, SENSOR_QOS
-from edge_perception.nodes.replay import play_bag, Probe, wait_until
-from edge_perception.nodes.runner import NodeGraph
-from edge_perception.samples import crack_frames, write_crack_bag
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image

@@ -10,10 +10,10 @@ import pathlib
 
 from builtin_interfaces.msg import Time
 from edge_perception.conversions import numpy_to_image
-from edge_perception.core.scenarios import PinholeCamera, render_depth
+from edge_perception.harness.replay import collision_probe
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.harness.scenarios import PinholeCamera, render_depth
 from edge_perception.msg import CollisionAlert, Detection, DetectionArray
-from edge_perception.nodes.replay import collision_probe
-from edge_perception.nodes.runner import NodeGraph
 from fuzz_strategies import fuzz_settings, images
 from hypothesis import given, strategies as st
 import pytest

@@ -8,15 +8,14 @@ colours are compared with the geometry they must have.
 import math
 import pathlib
 
-from edge_perception.msg import (CollisionAlert, CrackSegmentation, Detection,
-                                 DetectionArray)
+from edge_perception.harness.replay import Probe, wait_until
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.msg import CollisionAlert, CrackSegmentation, Detection, DetectionArray
 from edge_perception.nodes.common import ALERT_QOS, DATA_QOS
 from edge_perception.nodes.markers_node import (alert_markers, bearing_point, crack_markers,
                                                 detection_markers, frame_is_optical,
                                                 MarkerInputError, MarkersNode, MarkerStyle,
                                                 sector_triangles, vanished_markers)
-from edge_perception.nodes.replay import Probe, wait_until
-from edge_perception.nodes.runner import NodeGraph
 import pytest
 from rclpy.node import Node
 from visualization_msgs.msg import Marker, MarkerArray

@@ -8,10 +8,10 @@ import pathlib
 import time
 
 from edge_perception.conversions import stamp_to_seconds
+from edge_perception.harness.replay import collision_probe, wait_until
+from edge_perception.harness.runner import NodeGraph
 from edge_perception.msg import CollisionAlert, Detection, DetectionArray
 from edge_perception.nodes.common import DATA_QOS
-from edge_perception.nodes.replay import collision_probe, wait_until
-from edge_perception.nodes.runner import NodeGraph
 import pytest
 from rclpy.node import Node
 

@@ -11,11 +11,11 @@ import time
 
 from edge_perception.bags import write_scenario_bag
 from edge_perception.conversions import numpy_to_image, stamp_to_seconds
-from edge_perception.core.scenarios import scenario_by_name
+from edge_perception.harness.bag_player import BagPlayer
+from edge_perception.harness.replay import collision_probe, wait_until
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.harness.scenarios import scenario_by_name
 from edge_perception.msg import CollisionAlert
-from edge_perception.nodes.bag_player import BagPlayer
-from edge_perception.nodes.replay import collision_probe, wait_until
-from edge_perception.nodes.runner import NodeGraph
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile

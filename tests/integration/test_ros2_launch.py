@@ -1,4 +1,4 @@
-"""The launch files, run for real: `ros2 launch` from the colcon install space, as a ROS user would.
+"""The launch files run for real: `ros2 launch` from the colcon install space, as a user would.
 
 Each launch file is started in a namespace of its own. The test asserts that every expected node
 appears exactly once in that namespace, that the topics between the nodes are connected, that a
@@ -54,7 +54,7 @@ START_TIMEOUT_S = 90.0      # model loading and warm-up on a loaded 2-core machi
 
 
 def children_of(pid):
-    """PIDs of the processes whose parent is pid (from /proc)."""
+    """Return the PIDs of the processes whose parent is pid (from /proc)."""
     found = []
     for entry in pathlib.Path('/proc').iterdir():
         if not entry.name.isdigit():
@@ -69,7 +69,7 @@ def children_of(pid):
 
 
 def alive(pid):
-    """True while pid exists and is not a zombie."""
+    """Return True while pid exists and is not a zombie."""
     try:
         state = pathlib.Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
     except OSError:
@@ -94,7 +94,7 @@ class Launch:
         return self.log_path.read_text()
 
     def stop(self, sig, timeout_s=30.0):
-        """Send sig (to the group for SIGINT, as a terminal's Ctrl-C does); return the exit code."""
+        """Send sig (SIGINT to the group, as a terminal's Ctrl-C does); return the exit code."""
         if sig == signal.SIGINT:
             os.killpg(self.proc.pid, sig)
         else:
@@ -114,14 +114,14 @@ class Launch:
 
 @pytest.fixture
 def graph():
-    """A test-side rclpy context (no nodes of ours) to watch the launched graph."""
+    """Yield a test-side rclpy context (no nodes of ours) to watch the launched graph."""
     g = NodeGraph([], namespace=NAMESPACE).spin_in_background()
     yield g
     g.shutdown()
 
 
 def our_nodes(watcher):
-    """(name, namespace) of every node in the graph, as `ros2 node list` sees them."""
+    """Return (name, namespace) of every node in the graph, as `ros2 node list` sees them."""
     return watcher.get_node_names_and_namespaces()
 
 
@@ -252,4 +252,3 @@ def test_sigterm_to_launch_leaves_no_node_behind(graph, tmp_path):
                                        if ns == '/' + NAMESPACE], 15.0, poll_s=0.2)
     finally:
         launch.kill()
-

@@ -7,9 +7,9 @@ callback that raises, a paused node, and a vision node's depth arriving during i
 import threading
 
 from edge_perception.conversions import numpy_to_image
+from edge_perception.harness.replay import wait_until
+from edge_perception.harness.runner import NodeGraph
 from edge_perception.nodes.camera_inputs import CameraSideInputs
-from edge_perception.nodes.replay import wait_until
-from edge_perception.nodes.runner import NodeGraph
 import numpy as np
 import pytest
 from rclpy.node import Node

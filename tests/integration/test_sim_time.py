@@ -12,10 +12,10 @@ import time
 from edge_perception.bags import write_scenario_bag
 from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.collision_metrics import AlertRecord, collision_figures
-from edge_perception.core.scenarios import scenario_by_name
+from edge_perception.harness.replay import collision_probe, play_bag, wait_until
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.harness.scenarios import scenario_by_name
 from edge_perception.msg import CollisionAlert, HapticCommand
-from edge_perception.nodes.replay import collision_probe, play_bag, wait_until
-from edge_perception.nodes.runner import NodeGraph
 import pytest
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock

@@ -13,11 +13,11 @@ import time
 
 from builtin_interfaces.msg import Time
 from edge_perception.conversions import numpy_to_image, stamp_to_seconds
+from edge_perception.harness.replay import Probe, wait_until
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.harness.samples import crack_frames, waste_belt_frames, waste_camera
 from edge_perception.msg import CrackSegmentation, DetectionArray
 from edge_perception.nodes.common import DATA_QOS
-from edge_perception.nodes.replay import Probe, wait_until
-from edge_perception.nodes.runner import NodeGraph
-from edge_perception.samples import crack_frames, waste_belt_frames, waste_camera
 from fuzz_strategies import camera_infos, fuzz_settings, images
 from hypothesis import given
 import numpy as np

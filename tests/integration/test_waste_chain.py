@@ -1,20 +1,19 @@
 """The waste chain over real DDS: RGB + registered depth + camera info -> detector -> tracker.
 
 Asserts detections against the labels, stable track IDs across frames and 3D positions within a
-stated error of the ground truth, on the bundled belt sequence (edge_perception.samples: each
-sample frame slides 6 px per frame at 5 Hz, like a conveyor, so every object moves).
+stated error of the ground truth, on the bundled belt sequence (edge_perception.harness.samples:
+each sample frame slides 6 px per frame at 5 Hz, like a conveyor, so every object moves).
 """
 import math
 import pathlib
 
 from edge_perception.conversions import stamp_to_seconds
-from edge_perception.core.detection_metrics import greedy_match
+from edge_perception.harness.replay import play_bag, Probe, wait_until
+from edge_perception.harness.runner import NodeGraph
+from edge_perception.harness.samples import waste_belt_frames, waste_camera, write_color_depth_bag
+from edge_perception.harness.waste_figures import match, position_error_m
 from edge_perception.msg import DetectionArray
 from edge_perception.nodes.common import DATA_QOS
-from edge_perception.nodes.replay import play_bag, Probe, wait_until
-from edge_perception.nodes.runner import NodeGraph
-from edge_perception.samples import waste_belt_frames, waste_camera, write_color_depth_bag
-import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -22,11 +21,6 @@ MODEL = next(iter(sorted((ROOT / 'src/edge_perception/models/detector').glob('*.
 POSITION_TOLERANCE_M = 0.05     # stated 3D error bound (depth noise of the samples ~mm)
 
 pytestmark = pytest.mark.skipif(MODEL is None, reason='no shipped detector model (.onnx)')
-
-
-def box_of(d):
-    return (d.center_x - d.size_x / 2, d.center_y - d.size_y / 2,
-            d.center_x + d.size_x / 2, d.center_y + d.size_y / 2)
 
 
 @pytest.fixture(scope='module')
@@ -57,12 +51,6 @@ def run(tmp_path_factory):
         graph.shutdown()
 
 
-def match(truth, detections):
-    """Greedy IoU >= 0.5 matching: list of (truth object, detection)."""
-    pairs = greedy_match([obj['box_xyxy'] for obj in truth], [box_of(d) for d in detections])
-    return [(truth[t], detections[p]) for t, p in pairs]
-
-
 def test_detections_match_the_labels(run):
     by_stamp, detections, _, _, _ = run
     matched = total = false_pos = 0
@@ -88,12 +76,7 @@ def test_3d_positions_within_tolerance_and_materials_set(run):
         for obj, det in match(frame[3], list(msg.detections)):
             assert det.position_valid and det.pick_point_valid
             assert det.material and 0.0 < det.material_confidence <= 1.0
-            z = obj['depth_m']
-            u = (obj['box_xyxy'][0] + obj['box_xyxy'][2]) / 2 - 0.5
-            v = (obj['box_xyxy'][1] + obj['box_xyxy'][3]) / 2 - 0.5
-            truth = np.array([(u - k[2]) * z / k[0], (v - k[5]) * z / k[4], z])
-            got = np.array([det.position.x, det.position.y, det.position.z])
-            errors.append(float(np.linalg.norm(got - truth)))
+            errors.append(position_error_m(obj, det, k))
     errors.sort()
     median = errors[len(errors) // 2]
     print(f'waste chain: 3D error median {median * 1000:.1f} mm, '

@@ -150,7 +150,7 @@ def held_out_belt_crops(cutouts, n_composites, seed, style):
 
 def bundled_frame_crops(step=1):
     """(crops, materials) of every `step`-th bundled belt frame, ground-truth box per object."""
-    from edge_perception.samples import waste_belt_frames
+    from edge_perception.harness.samples import waste_belt_frames
     crops, materials = [], []
     for _, rgb, _, truth in waste_belt_frames()[::step]:
         for obj in truth:

@@ -14,7 +14,7 @@ import threading
 from edge_perception.conversions import depth_to_metres, stamp_to_seconds
 from edge_perception.core.depth_fusion import CameraIntrinsics, DepthFusionError
 from edge_perception.nodes.common import InputMonitor, SENSOR_QOS
-from edge_perception.nodes.runner import NodeSpinner
+from edge_perception.nodes.spinning import NodeSpinner
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -35,8 +35,13 @@ class CameraSideInputs:
         self._spinner = None
         if not (depth_topic or camera_info_topic):
             return
+        # use_global_arguments=False: the process's global ROS arguments (launch's `__node:=`
+        # rename, `__ns:=`, remaps) are the owning node's; applied here they would rename this
+        # helper to the owner's name (listed twice in `ros2 node list`). Its name and namespace
+        # are given explicitly and its topics are resolved by the owner.
         receiver = Node(f'{node.get_name()}_camera_inputs', namespace=node.get_namespace(),
-                        context=node.context, start_parameter_services=False)
+                        context=node.context, start_parameter_services=False,
+                        use_global_arguments=False)
         if depth_topic:
             self.depth = InputMonitor('depth', stale_after_s)
             self.monitors.append(self.depth)

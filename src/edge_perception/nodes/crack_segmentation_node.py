@@ -16,6 +16,7 @@ from edge_perception.msg import CrackSegmentation
 from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS)
+from edge_perception.nodes.spinning import run_node
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -191,8 +192,7 @@ class CrackSegmentationNode(Node):
 
 def main(args=None):
     """Entry point: `crack_segmentation_node`."""
-    from edge_perception.nodes.runner import spin_nodes
-    spin_nodes([CrackSegmentationNode], args)
+    run_node(CrackSegmentationNode, args)
 
 
 if __name__ == '__main__':

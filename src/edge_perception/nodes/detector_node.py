@@ -8,13 +8,14 @@ import math
 import pathlib
 import time
 
-from edge_perception.conversions import color_to_rgb, ImageConversionError, numpy_to_image
-from edge_perception.conversions import stamp_to_seconds
+from edge_perception.conversions import color_to_rgb, detection_box_xyxy, ImageConversionError
+from edge_perception.conversions import numpy_to_image, set_detection_box, stamp_to_seconds
 from edge_perception.core.depth_fusion import DepthFusionError, object_position, pick_point
 from edge_perception.msg import Detection, DetectionArray
 from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS)
+from edge_perception.nodes.spinning import run_node
 import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -197,8 +198,7 @@ class DetectorNode(Node):
         d = Detection()
         d.header = copy_header(header)
         d.class_id, d.class_name, d.score = int(det.class_id), det.class_name, float(det.score)
-        x0, y0, x1, y1 = (float(v) for v in det.box_xyxy)
-        d.center_x, d.center_y, d.size_x, d.size_y = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+        set_detection_box(d, det.box_xyxy)
         d.track_id = Detection.TRACK_ID_NONE
         d.position_depth_std_m = math.nan
         if det.mask is not None:
@@ -229,8 +229,7 @@ class DetectorNode(Node):
         import cv2
         canvas = np.ascontiguousarray(rgb[:, :, ::-1])
         for d in out.detections:
-            x0, y0 = int(d.center_x - d.size_x / 2), int(d.center_y - d.size_y / 2)
-            x1, y1 = int(d.center_x + d.size_x / 2), int(d.center_y + d.size_y / 2)
+            x0, y0, x1, y1 = (int(v) for v in detection_box_xyxy(d))
             cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 200, 0), 2)
             label = f'{d.class_name} {d.score:.2f}'
             if d.material:
@@ -259,8 +258,7 @@ class DetectorNode(Node):
 
 def main(args=None):
     """Entry point: `detector_node`."""
-    from edge_perception.nodes.runner import spin_nodes
-    spin_nodes([DetectorNode], args)
+    run_node(DetectorNode, args)
 
 
 if __name__ == '__main__':

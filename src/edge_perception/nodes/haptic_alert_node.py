@@ -7,11 +7,12 @@ ERROR and the node keeps reopening the port.
 import math
 import time
 
-from edge_perception.core.haptic_serial import HapticSerialLink
 from edge_perception.core.haptics import HapticConfig, HapticPatternMapper, HapticRateLimiter
+from edge_perception.drivers.haptic_serial import HapticSerialLink
 from edge_perception.msg import CollisionAlert, HapticCommand
-from edge_perception.nodes.common import (ALERT_QOS, copy_header, declare_parameters,
-                                          Diagnostics, InputMonitor, Param, with_live)
+from edge_perception.nodes.common import (ALERT_QOS, copy_header, declare_parameters, Diagnostics,
+                                          InputMonitor, Param, with_live)
+from edge_perception.nodes.spinning import run_node
 import rclpy  # noqa: F401  (entry point below)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -86,7 +87,7 @@ class HapticAlertNode(Node):
                 self.get_logger().error(f'haptic device {p["serial_port"]}: {error}')
         self.sound = None
         if p['sound_enabled']:
-            from edge_perception.core.sound import SoundOutput
+            from edge_perception.drivers.sound import SoundOutput
             self.sound = SoundOutput()
             if not self.sound.available:
                 self.get_logger().warning(f'sound disabled: {self.sound.reason}')
@@ -227,8 +228,7 @@ class HapticAlertNode(Node):
 
 def main(args=None):
     """Entry point: `haptic_alert_node`."""
-    from edge_perception.nodes.runner import spin_nodes
-    spin_nodes([HapticAlertNode], args)
+    run_node(HapticAlertNode, args)
 
 
 if __name__ == '__main__':

@@ -34,6 +34,7 @@ from builtin_interfaces.msg import Duration
 from edge_perception.msg import CollisionAlert, CrackSegmentation, DetectionArray
 from edge_perception.nodes.common import (ALERT_QOS, copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, with_live)
+from edge_perception.nodes.spinning import run_node
 from geometry_msgs.msg import Point
 from rclpy.node import Node
 from std_msgs.msg import ColorRGBA
@@ -454,8 +455,7 @@ class MarkersNode(Node):
 
 def main(args=None):
     """Entry point: `markers_node` (ros2 run edge_perception markers_node)."""
-    from edge_perception.nodes.runner import spin_nodes
-    spin_nodes([MarkersNode], args)
+    run_node(MarkersNode, args)
 
 
 if __name__ == '__main__':

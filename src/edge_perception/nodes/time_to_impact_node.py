@@ -20,6 +20,7 @@ from edge_perception.msg import CollisionAlert, DetectionArray
 from edge_perception.nodes.common import (ALERT_QOS, copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS,
                                           SENSOR_QOS_QUEUED, with_live)
+from edge_perception.nodes.spinning import run_node
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
@@ -409,8 +410,7 @@ class TimeToImpactNode(Node):
 
 def main(args=None):
     """Entry point: `time_to_impact_node` (ros2 run edge_perception time_to_impact_node)."""
-    from edge_perception.nodes.runner import spin_nodes
-    spin_nodes([TimeToImpactNode], args)
+    run_node(TimeToImpactNode, args)
 
 
 if __name__ == '__main__':

@@ -5,11 +5,12 @@ stamps. The tracks feed the time_to_impact node's object mode.
 """
 import time
 
-from edge_perception.conversions import stamp_to_seconds
+from edge_perception.conversions import detection_box_xyxy, stamp_to_seconds
 from edge_perception.core.tracking import ObjectTracker, TrackerConfig, TrackingError
 from edge_perception.msg import Detection, DetectionArray
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, with_live)
+from edge_perception.nodes.spinning import run_node
 from rclpy.node import Node
 
 PARAMS = [
@@ -74,8 +75,7 @@ class TrackerNode(Node):
         self.input.arrived()
         stamp = stamp_to_seconds(msg.header.stamp)
         dets = list(msg.detections)
-        boxes = [(d.center_x - d.size_x / 2, d.center_y - d.size_y / 2,
-                  d.center_x + d.size_x / 2, d.center_y + d.size_y / 2) for d in dets]
+        boxes = [detection_box_xyxy(d) for d in dets]
         positions = [(d.position.x, d.position.y, d.position.z) if d.position_valid else None
                      for d in dets]
         try:
@@ -111,8 +111,7 @@ class TrackerNode(Node):
 
 def main(args=None):
     """Entry point: `tracker_node`."""
-    from edge_perception.nodes.runner import spin_nodes
-    spin_nodes([TrackerNode], args)
+    run_node(TrackerNode, args)
 
 
 if __name__ == '__main__':

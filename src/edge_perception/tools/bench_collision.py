@@ -39,9 +39,9 @@ def run(args):
     import tempfile
 
     from edge_perception.bags import write_scenario_bag
-    from edge_perception.core.scenarios import scenario_by_name
-    from edge_perception.nodes.replay import collision_probe, replay_collision_scenario
-    from edge_perception.nodes.runner import NodeGraph
+    from edge_perception.harness.scenarios import scenario_by_name
+    from edge_perception.harness.replay import collision_probe, replay_collision_scenario
+    from edge_perception.harness.runner import NodeGraph
     from edge_perception.tools.demo import default_config
 
     alert_ms, haptic_ms, per_node_ms = [], [], []

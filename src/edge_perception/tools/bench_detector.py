@@ -162,9 +162,9 @@ def bench_node(model_path, frames_to_send, threads, device, material='none'):
 
     from edge_perception.conversions import numpy_to_image, stamp_to_seconds
     from edge_perception.nodes.common import DATA_QOS
-    from edge_perception.nodes.replay import Probe, wait_until
-    from edge_perception.nodes.runner import NodeGraph
-    from edge_perception.samples import waste_belt_frames, waste_camera
+    from edge_perception.harness.replay import Probe, wait_until
+    from edge_perception.harness.runner import NodeGraph
+    from edge_perception.harness.samples import waste_belt_frames, waste_camera
     from edge_perception.msg import DetectionArray
     import numpy as np
     from rclpy.node import Node

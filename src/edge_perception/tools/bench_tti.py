@@ -10,7 +10,7 @@ Reported: median, p90 and p99 ms per call, over all calls and over the calls tha
 reference frame (the steady state; the first baseline_s of each pass only fills the history),
 in wall time and in the thread's CPU time (the cost on one core when the machine is shared).
 
-Accuracy (unless --no-accuracy): every scenario of core.scenarios per stride: median and p90
+Accuracy (unless --no-accuracy): every scenario of harness.scenarios per stride: median and p90
 relative TTI error over the frames that truly approach and got a valid estimate ('inf' where
 an approach was reported as none, e.g. while occluded), false alerts
 (alert where the truth has none), missed alerts (no alert on a valid frame whose truth alerts),
@@ -125,7 +125,7 @@ def score(frames, outputs):
 def accuracy(stride):
     """Score the estimator (ROI stride) and the app's rule on every scenario."""
     from edge_perception.core.collision import DepthTTIEstimator, SceneTTIConfig
-    from edge_perception.core.scenarios import scenario_by_name, SCENARIO_NAMES
+    from edge_perception.harness.scenarios import scenario_by_name, SCENARIO_NAMES
 
     table = {}
     for name in SCENARIO_NAMES:
@@ -167,7 +167,7 @@ def run(args):
     import numpy as np
 
     from edge_perception.core.collision import SceneTTIConfig
-    from edge_perception.core.scenarios import scenario_by_name
+    from edge_perception.harness.scenarios import scenario_by_name
 
     if args.frames < 1 or any(s < 1 for s in args.strides):
         print('bench-tti: --frames and --strides must be >= 1', file=sys.stderr)

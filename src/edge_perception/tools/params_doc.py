@@ -6,14 +6,10 @@ documentation cannot drift from what the nodes declare.
 import importlib
 import pathlib
 
-NODE_MODULES = {
-    'time_to_impact': 'edge_perception.nodes.time_to_impact_node',
-    'haptic_alert': 'edge_perception.nodes.haptic_alert_node',
-    'detector': 'edge_perception.nodes.detector_node',
-    'tracker': 'edge_perception.nodes.tracker_node',
-    'crack_segmentation': 'edge_perception.nodes.crack_segmentation_node',
-    'markers': 'edge_perception.nodes.markers_node',
-}
+from edge_perception.nodes.registry import node_module, NODE_TYPES
+
+# Node type -> module defining its PARAMS, from the node registry.
+NODE_MODULES = {name: node_module(name) for name in NODE_TYPES}
 
 
 def register(subparsers):

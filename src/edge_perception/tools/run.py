@@ -27,7 +27,8 @@ def register(subparsers):
 
 def run(args):
     """Run the graph until interrupted."""
-    from edge_perception.nodes.runner import NODE_TYPES, run_graph
+    from edge_perception.harness.runner import run_graph
+    from edge_perception.nodes.registry import NODE_TYPES
     nodes, params_files, use_sim_time = list(args.nodes), list(args.params_file), None
     overrides_dir = tempfile.TemporaryDirectory(prefix='edge_perception_profile_')
     if args.profile:

@@ -8,35 +8,13 @@ keyed by node name with `ros__parameters`), so both start identical graphs.
 """
 import contextlib
 import gc
-import importlib
-import logging
 import signal
 import threading
 
+from edge_perception.nodes.registry import node_class
+from edge_perception.nodes.spinning import NodeSpinner
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, ShutdownException
-from rclpy.executors import SingleThreadedExecutor
-
-_LOG = logging.getLogger('edge_perception.runner')
-
-# Node type name -> 'module:Class'. The type name is also the node's default ROS name.
-NODE_TYPES = {
-    'time_to_impact': 'edge_perception.nodes.time_to_impact_node:TimeToImpactNode',
-    'haptic_alert': 'edge_perception.nodes.haptic_alert_node:HapticAlertNode',
-    'detector': 'edge_perception.nodes.detector_node:DetectorNode',
-    'tracker': 'edge_perception.nodes.tracker_node:TrackerNode',
-    'crack_segmentation': 'edge_perception.nodes.crack_segmentation_node:CrackSegmentationNode',
-    'markers': 'edge_perception.nodes.markers_node:MarkersNode',
-}
-
-
-def node_class(type_name):
-    """Import and return the node class registered under type_name."""
-    if type_name not in NODE_TYPES:
-        raise ValueError(f'unknown node type {type_name!r}; known: {sorted(NODE_TYPES)}')
-    module_name, class_name = NODE_TYPES[type_name].split(':')
-    return getattr(importlib.import_module(module_name), class_name)
 
 
 def ros_args(params_files=(), use_sim_time=None, extra=()):
@@ -48,61 +26,6 @@ def ros_args(params_files=(), use_sim_time=None, extra=()):
         args += ['-p', f'use_sim_time:={str(bool(use_sim_time)).lower()}']
     args += list(extra)
     return args if len(args) > 1 else []
-
-
-class NodeSpinner:
-    """One node on a SingleThreadedExecutor of its own, spun in a daemon thread.
-
-    Why not one MultiThreadedExecutor for the graph: rclpy's multi-threaded executor re-yields a
-    callback that is queued but not yet started on every pass of its wait loop, so while a
-    worker waits for the GIL the spinning thread loops at full speed holding it. Measured on
-    the 2-core CI machine: the spin thread took 2.2-2.4 s of CPU in 2.4 s of bag replay, single
-    callbacks stalled 300-700 ms and 80-90% of depth frames were never processed, on a quiet
-    machine. One thread per node, each waiting and then running its own callbacks, has no such
-    hand-off, and a slow node (inference) can never hold up another (the safety chain).
-    This is the layout of rclcpp_components' component_container_isolated.
-    """
-
-    def __init__(self, node, on_failure=None):
-        self.node = node
-        self._on_failure = on_failure
-        self.executor = SingleThreadedExecutor(context=node.context)
-        self.executor.add_node(node)
-        self._thread = None
-
-    def start(self):
-        """Start spinning in a daemon thread; returns self."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self.spin, daemon=True,
-                                            name=f'spin:{self.node.get_name()}')
-            self._thread.start()
-        return self
-
-    def spin(self):
-        """Spin until the executor or the context shuts down."""
-        # One failing callback must not stop a safety graph: log it and keep spinning (the
-        # node's diagnostics report its own errors).
-        executor, context = self.executor, self.node.context
-        while context.ok():
-            try:
-                executor.spin()
-                return       # executor shut down
-            except (ExternalShutdownException, ShutdownException, KeyboardInterrupt):
-                return
-            except Exception:  # noqa: BLE001
-                if not context.ok():
-                    return
-                if self._on_failure is not None:
-                    self._on_failure()
-                _LOG.exception('callback of %s raised; node keeps running',
-                               self.node.get_name())
-
-    def stop(self, timeout_s=5.0):
-        """Stop spinning (the node itself stays alive)."""
-        self.executor.shutdown(timeout_sec=timeout_s)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=timeout_s)
-        self._thread = None
 
 
 class NodeGraph:
@@ -124,7 +47,7 @@ class NodeGraph:
         self.nodes = {}
         self.extra_nodes = []
         self.failures = 0          # callbacks that raised (logged, graph kept running)
-        self.last_replay_end = None   # monotonic end of the last scenario replay (nodes.replay)
+        self.last_replay_end = None   # monotonic end of the last scenario replay (harness.replay)
         self._spinners = {}        # node -> NodeSpinner
         self._lock = threading.Lock()
         self._spinning = False
@@ -247,24 +170,6 @@ class NodeGraph:
 
     def __exit__(self, *exc):
         self.shutdown()
-
-
-def spin_nodes(node_classes, args=None):
-    """Entry point helper for a one-node executable (ros2 run style: ROS args from argv)."""
-    rclpy.init(args=args)
-    executor = SingleThreadedExecutor()     # see NodeSpinner for why not multi-threaded
-    nodes = [cls() for cls in node_classes]
-    for node in nodes:
-        executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        for node in nodes:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
 
 
 def run_graph(node_types, params_files=(), use_sim_time=None, namespace='', extra_ros_args=()):

@@ -14,7 +14,7 @@ from edge_perception.bags import BagWriter, CAMERA_INFO, camera_info_message, IM
 from edge_perception.bags import image_message
 import numpy as np
 
-SAMPLES = pathlib.Path(__file__).resolve().parent / 'data' / 'samples'
+SAMPLES = pathlib.Path(__file__).resolve().parents[1] / 'data' / 'samples'
 WASTE_FRAME = 'camera_color_optical_frame'
 SHIFT_PX, STEPS, RATE_HZ = 6, 8, 5.0
 

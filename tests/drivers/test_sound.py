@@ -1,4 +1,4 @@
-"""Synthesised alert sounds of edge_perception.core.sound: beep counts and pitches via FFT."""
+"""Synthesised alert sounds of edge_perception.drivers.sound: beep counts and pitches via FFT."""
 import io
 import sys
 import wave
@@ -6,7 +6,7 @@ import wave
 from edge_perception.core.haptics import (
     HapticConfig, HapticPatternMapper, LEVEL_SENSOR_LOST, PATTERN_CAUTION, PATTERN_CRITICAL,
     PATTERN_OFF, PATTERN_SENSOR_LOST, PATTERN_WARNING)
-from edge_perception.core.sound import (
+from edge_perception.drivers.sound import (
     SoundConfig, SoundError, SoundOutput, SoundUnavailableError, synthesize, synthesize_output,
     to_wav_bytes)
 import numpy as np

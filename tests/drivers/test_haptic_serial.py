@@ -1,4 +1,4 @@
-"""Line protocol and serial link of edge_perception.core.haptic_serial.
+"""Line protocol (drivers.haptic_protocol) and serial link (drivers.haptic_serial).
 
 The link is tested with real pyserial on a real pseudo-terminal; a thread in the test plays the
 microcontroller on the master side and checks every line with its own checksum code.
@@ -7,10 +7,12 @@ import math
 import os
 import time
 
-from edge_perception.core.haptic_serial import (
-    checksum, DeviceMessage, encode_ack, encode_command, encode_error, encode_ping, encode_pong,
-    HapticLinkError, HapticSerialLink, parse_host_line, parse_line, ProtocolError)
 from edge_perception.core.haptics import HapticConfig, HapticOutput, HapticPatternMapper
+from edge_perception.drivers.haptic_protocol import (checksum, DeviceMessage, encode_ack,
+                                                     encode_command, encode_error, encode_ping,
+                                                     encode_pong, parse_host_line, parse_line,
+                                                     ProtocolError)
+from edge_perception.drivers.haptic_serial import HapticLinkError, HapticSerialLink
 from pty_device import framed, Pty, xor_checksum
 import pytest
 

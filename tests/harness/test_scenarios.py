@@ -2,8 +2,8 @@
 import math
 
 from edge_perception.core.collision import should_alert
-from edge_perception.core.scenarios import (add_depth_noise, Box, PinholeCamera, render_depth,
-                                            Scenario, scenario_by_name, SCENARIO_NAMES)
+from edge_perception.harness.scenarios import (add_depth_noise, Box, PinholeCamera, render_depth,
+                                               Scenario, scenario_by_name, SCENARIO_NAMES)
 import numpy as np
 import pytest
 

@@ -10,8 +10,8 @@ from edge_perception.bags import bag_topics
 from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.collision_metrics import (AlertRecord, collision_figures,
                                                     CommandRecord)
+from edge_perception.harness.bag_player import BagPlayer
 from edge_perception.msg import CollisionAlert, HapticCommand
-from edge_perception.nodes.bag_player import BagPlayer
 from edge_perception.nodes.common import ALERT_QOS
 from rclpy.node import Node
 
