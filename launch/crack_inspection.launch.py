@@ -74,6 +74,9 @@ def generate_launch_description():
             name='crack_segmentation',
             parameters=[params_file,
                         {'manifest_path': ParameterValue(manifest_path, value_type=str)}],
+            # Unloading PyTorch/ONNX Runtime at exit takes seconds on a busy CPU: more time
+            # than launch's default 5 s before it escalates a Ctrl-C to SIGTERM.
+            sigterm_timeout='20',
             **node_options,
             remappings=[('camera/image_raw', image_topic),
                         ('camera/depth_registered/image_raw', depth_topic),

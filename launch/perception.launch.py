@@ -91,6 +91,9 @@ def generate_launch_description():
             parameters=[params_file,
                         {'model_path': ParameterValue(model_path, value_type=str),
                          'device': ParameterValue(device, value_type=str)}],
+            # Unloading PyTorch/ONNX Runtime at exit takes seconds on a busy CPU: more time
+            # than launch's default 5 s before it escalates a Ctrl-C to SIGTERM.
+            sigterm_timeout='20',
             **node_options),
         Node(
             package='edge_perception',

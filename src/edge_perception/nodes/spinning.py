@@ -4,7 +4,12 @@
 companion node of the detector and crack nodes; `run_node` is the body of every node's `main()`
 (`ros2 run edge_perception <node>_node`).
 """
+import ctypes
+import faulthandler
 import logging
+import os
+import signal
+import sys
 import threading
 
 import rclpy
@@ -12,14 +17,40 @@ from rclpy.executors import ExternalShutdownException, ShutdownException
 from rclpy.executors import SingleThreadedExecutor
 
 _LOG = logging.getLogger('edge_perception.spinning')
+_PR_SET_PDEATHSIG = 1   # linux/prctl.h
+
+
+def die_with_parent():
+    """Ask the kernel for SIGTERM when the parent process exits (Linux; elsewhere a no-op).
+
+    `ros2 launch` stopped by SIGTERM exits without stopping its children (upstream launch says
+    "using SIGTERM can result in orphaned processes"); a node that asked for this ends with it,
+    cleanly, through rclpy's SIGTERM handling.
+    """
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getppid()
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:     # the parent died before the request: end now
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError):
+        _LOG.debug('prctl(PR_SET_PDEATHSIG) unavailable: node outlives a killed parent')
 
 
 def run_node(node_class, args=None):
-    """Spin one node the standard way until Ctrl-C or an external shutdown.
+    """Spin one node the standard way until Ctrl-C, SIGTERM or an external shutdown; exit 0.
 
     rclpy.init, the node, rclpy.spin (a SingleThreadedExecutor: see NodeSpinner for why not
-    multi-threaded), then destroy_node and rclpy.try_shutdown whatever ended the spin.
+    multi-threaded), then destroy_node and rclpy.try_shutdown whatever ended the spin. A
+    terminal's Ctrl-C reaches every process of the group and `ros2 launch` forwards one more
+    SIGINT: further SIGINTs are ignored once shutting down, so the clean-up is not cut short
+    (it used to end with exit code -2 and a KeyboardInterrupt out of destroy_node).
     """
+    die_with_parent()
+    # `kill -USR1 <pid>` prints every thread's stack: for a node that hangs in the field.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=args)
     node = None
     try:
@@ -28,6 +59,7 @@ def run_node(node_class, args=None):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
