@@ -37,6 +37,11 @@ ALERT_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 # Detections/tracks between our own nodes: reliable so a tracker sees every frame's detections.
 DATA_QOS = ALERT_QOS
+# Latched (transient local, keep last 1): a late subscriber still gets the last message, e.g.
+# vision_msgs/LabelInfo, as rclcpp's and vision_msgs' conventions expect.
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1,
+    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,18 @@ from edge_perception.conversions import color_to_rgb, detection_box_xyxy, ImageC
 from edge_perception.conversions import numpy_to_image, set_detection_box, stamp_to_seconds
 from edge_perception.core.depth_fusion import DepthFusionError, object_position, pick_point
 from edge_perception.msg import Detection, DetectionArray
+from edge_perception.nodes import vision_msgs_bridge
 from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
-                                          Diagnostics, InputMonitor, Param, SENSOR_QOS)
+                                          Diagnostics, InputMonitor, LATCHED_QOS, Param,
+                                          SENSOR_QOS, with_live)
+from edge_perception.nodes.lifecycle import AUTOSTART_PARAM, ManagedNode
 from edge_perception.nodes.spinning import run_node
 import numpy as np
-from rclpy.node import Node
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 PARAMS = [
     Param('image_topic', 'camera/image_raw', 'Colour image (rgb8, bgr8, rgba8, bgra8, mono8)'),
@@ -54,7 +58,19 @@ PARAMS = [
     Param('stale_after_s', 1.0, 'An input older than this is reported stale, s', 0.01, 60.0),
     Param('model_retry_s', 5.0, 'Retry loading a missing/corrupt model this often, s',
           0.1, 3600.0),
+    Param('vision_msgs_enabled', True, 'Also publish vision_msgs Detection2DArray, '
+          'Detection3DArray (with depth) and a latched LabelInfo, when vision_msgs imports'),
+    Param('detections_2d_topic', 'detections_2d', 'vision_msgs/Detection2DArray output'),
+    Param('detections_3d_topic', 'detections_3d',
+          'vision_msgs/Detection3DArray output (detections with a valid 3D position)'),
+    Param('label_info_topic', 'label_info', 'vision_msgs/LabelInfo (latched): class id -> name'),
+    AUTOSTART_PARAM,
 ]
+# Applied at run time: thresholds, depth fusion, staleness and retry timing. Topics, the models
+# and where they run are read-only (change them with a restart, or cleanup + configure).
+PARAMS = with_live(PARAMS, [
+    'confidence_threshold', 'iou_threshold', 'max_detections', 'min_depth_m', 'max_depth_m',
+    'core_fraction', 'min_depth_samples', 'max_depth_age_s', 'stale_after_s', 'model_retry_s'])
 
 
 def shipped_model(folder, suffixes=('.onnx',)):
@@ -68,32 +84,107 @@ def shipped_model(folder, suffixes=('.onnx',)):
                             f'shipped in {base}')
 
 
-class DetectorNode(Node):
-    """Detects waste items per frame with 3D position, pick point and material."""
+class DetectorNode(ManagedNode):
+    """Detects waste items per frame with 3D position, pick point and material (managed node)."""
 
     def __init__(self, **kwargs):
         super().__init__('detector', **kwargs)
-        p = self.params = declare_parameters(self, PARAMS)
+        p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed)
         self.image_input = InputMonitor('image', p['stale_after_s'])
-        self.side = CameraSideInputs(self, p['depth_topic'], p['camera_info_topic'],
-                                     p['max_depth_age_s'], p['stale_after_s'])
+        self.side = None
         self.detector = None
         self.material = None
-        self.model_error = ''
+        self.model_error = 'not configured'
         self.material_error = ''
         self.three_d_note = ''
         self._next_load_try = 0.0
-        self._load_models()
+        self.pub = self.debug_pub = self._image_sub = None
+        self.vision = None           # vision_msgs publishers (2D, 3D, label info)
+        self.diagnostics = Diagnostics(self, [self.image_input],
+                                       extra=[self._model_status, self.lifecycle_status])
+        if p['autostart']:
+            self.autostart()
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state):
+        """Create the outputs and camera-side inputs, load and warm the models."""
+        p = self.params
+        self.side = CameraSideInputs(self, p['depth_topic'], p['camera_info_topic'],
+                                     p['max_depth_age_s'], p['stale_after_s'])
+        self.diagnostics.inputs = [self.image_input] + self.side.monitors
         self.pub = self.create_publisher(DetectionArray, p['detections_topic'], DATA_QOS)
         self.debug_pub = self.create_publisher(Image, p['debug_image_topic'], SENSOR_QOS)
-        self.create_subscription(Image, p['image_topic'], self.on_image, SENSOR_QOS)
-        self.diagnostics = Diagnostics(self, [self.image_input] + self.side.monitors,
-                                       extra=[self._model_status])
+        self._create_vision_publishers()
+        self._load_models()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state):
+        """Subscribe to the camera: frames are processed from now on."""
+        self._image_sub = self.create_subscription(Image, self.params['image_topic'],
+                                                   self.on_image, SENSOR_QOS)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state):
+        """Unsubscribe from the camera; models and publishers stay."""
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        """Free the models, publishers and camera-side inputs (back to unconfigured)."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        """Release everything on the way to finalized."""
+        self.on_deactivate(state)
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self):
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+        self.diagnostics.inputs = [self.image_input]
+        for pub in [self.pub, self.debug_pub] + list((self.vision or {}).values()):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.pub = self.debug_pub = self.vision = None
+        self.detector = self.material = None
+        self.model_error, self.material_error = 'not configured', ''
 
     def destroy_node(self):
         """Stop the camera-side receiver thread with the node."""
-        self.side.close()
+        if self.side is not None:
+            self.side.close()
         return super().destroy_node()
+
+    def on_parameters_changed(self, names):
+        """Apply a run-time parameter set (thresholds from the next frame on)."""
+        p = self.params
+        if self.detector is not None:
+            self.detector.conf = float(p['confidence_threshold'])
+            self.detector.iou = float(p['iou_threshold'])
+            self.detector.max_det = int(p['max_detections'])
+        self.image_input.stale_after_s = p['stale_after_s']
+        if self.side is not None:
+            self.side.max_depth_age_s = p['max_depth_age_s']
+            for monitor in self.side.monitors:
+                monitor.stale_after_s = p['stale_after_s']
+
+    def _create_vision_publishers(self):
+        p = self.params
+        if not p['vision_msgs_enabled']:
+            return
+        if not vision_msgs_bridge.available():
+            self.get_logger().info(vision_msgs_bridge.unavailable_reason())
+            return
+        from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
+        self.vision = {
+            '2d': self.create_publisher(Detection2DArray, p['detections_2d_topic'], DATA_QOS),
+            '3d': self.create_publisher(Detection3DArray, p['detections_3d_topic'], DATA_QOS),
+            'labels': self.create_publisher(LabelInfo, p['label_info_topic'], LATCHED_QOS)}
 
     # ---------------------------------------------------------------- models
     def _load_models(self):
@@ -110,6 +201,7 @@ class DetectorNode(Node):
                     class_names=p['class_names'] or None, max_det=p['max_detections'],
                     cpu_threads=p['cpu_threads'] or None)
                 self.model_error = ''
+                self._publish_label_info()
                 self.get_logger().info(
                     f'detector: {path} ({self.detector.backend}, {self.detector.task}, '
                     f'imgsz {self.detector.imgsz}, classes {self.detector.class_names})')
@@ -127,6 +219,13 @@ class DetectorNode(Node):
             except Exception as error:  # noqa: BLE001
                 self.material_error = str(error)
                 self.get_logger().error(f'material model not loaded: {error}')
+
+    def _publish_label_info(self):
+        if self.vision is None or self.detector is None:
+            return
+        header = Header(frame_id='', stamp=self.get_clock().now().to_msg())
+        self.vision['labels'].publish(vision_msgs_bridge.label_info(
+            header, self.detector.class_names, self.params['confidence_threshold']))
 
     # ---------------------------------------------------------------- frames
     def on_image(self, msg):
@@ -155,6 +254,11 @@ class DetectorNode(Node):
         for det, material in zip(result.detections, materials):
             out.detections.append(self._to_msg(msg.header, det, depth, intrinsics, material))
         self.pub.publish(out)
+        if self.vision is not None:
+            self.vision['2d'].publish(vision_msgs_bridge.to_detection2d_array(out))
+            if depth is not None:
+                self.vision['3d'].publish(vision_msgs_bridge.to_detection3d_array(
+                    out, *((intrinsics.fx, intrinsics.fy) if intrinsics else (None, None))))
         if self.debug_pub.get_subscription_count() > 0:
             self.debug_pub.publish(self._debug_image(msg.header, rgb, out))
         self.diagnostics.latency.add((time.perf_counter() - started) * 1e3)
