@@ -7,7 +7,8 @@ import math
 import os
 
 from edge_perception.core.moe import (
-    CrackModelError, CrackSegmenter, fuse, gate_weights, MoEInputError, select_experts)
+    config_key, CrackModelError, CrackSegmenter, fuse, gate_weights, manifest_threshold,
+    MoEInputError, select_experts)
 import numpy as np
 import onnx
 from onnx import helper, TensorProto
@@ -115,10 +116,13 @@ def constant_gate(path, logits, size=(12, 16)):
     _save(graph, path)
 
 
-def write_manifest(folder, experts, gate_logits, gate_order=None, threshold=0.5):
+def write_manifest(folder, experts, gate_logits, gate_order=None, threshold=0.5,
+                   thresholds=None):
     """experts: list of (name, input spec string); models must already be in folder."""
-    lines = ['format: 1', f'default_expert: {experts[0][0]}', f'threshold: {threshold}',
-             'experts:']
+    lines = ['format: 1', f'default_expert: {experts[0][0]}', f'threshold: {threshold}']
+    if thresholds:
+        lines += ['thresholds:'] + [f"  '{key}': {v}" for key, v in thresholds.items()]
+    lines += ['experts:']
     for name, spec in experts:
         lines += [f'  - name: {name}', f'    file: {name}.onnx', f'    input: {spec}',
                   '    normalisation: {mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0]}']
@@ -207,6 +211,52 @@ def test_max_side_downscales_and_returns_input_size(tmp_path):
     r = CrackSegmenter(manifest, strategy='single', max_side=100).segment(rgb)
     assert r.prob.shape == (300, 500)
     assert r.mask[:, 270:].all() and not r.mask[:, :230].any()
+
+
+def test_config_keys_and_manifest_thresholds():
+    assert config_key('single', expert='a') == 'single:a'
+    assert config_key('topk', 3) == 'topk(k=3)'
+    assert config_key('hard') == 'hard' and config_key('soft', 5) == 'soft'
+    spec = {'threshold': 0.4, 'thresholds': {'hard': 0.3, 'single:a': 0.7}}
+    assert manifest_threshold(spec, 'hard') == 0.3
+    assert manifest_threshold(spec, 'single:a') == 0.7
+    assert manifest_threshold(spec, 'soft') == 0.4           # not listed: the manifest's
+    assert manifest_threshold({}, 'soft') == 0.5             # nothing: 0.5
+    with pytest.raises(CrackModelError, match='thresholds'):
+        manifest_threshold({'thresholds': [0.3]}, 'hard')
+
+
+@pytest.mark.parametrize('strategy, k, expert, expected', [
+    ('single', 2, None, 0.7),          # default expert a
+    ('single', 2, 'b', 0.35),          # not listed: the manifest's threshold
+    ('hard', 2, None, 0.3),
+    ('topk', 2, None, 0.45),
+    ('topk', 3, None, 0.35),           # k = 3 not listed
+])
+def test_per_configuration_thresholds_from_manifest(tmp_path, strategy, k, expert, expected):
+    for name, p in PROBS.items():
+        constant_expert(tmp_path / f'{name}.onnx', p)
+    manifest = write_manifest(str(tmp_path), [(n, '{pad_to_multiple: 16}') for n in PROBS],
+                              LOGITS, threshold=0.35,
+                              thresholds={'single:a': 0.7, 'hard': 0.3, 'topk(k=2)': 0.45})
+    seg = CrackSegmenter(manifest, strategy=strategy, k=k, expert=expert)
+    assert seg.threshold == pytest.approx(expected)
+    # An explicit threshold wins over the manifest's.
+    assert CrackSegmenter(manifest, strategy=strategy, k=k, expert=expert,
+                          threshold=0.55).threshold == 0.55
+    # The mask is the fused probability at that threshold: hard uses b (0.6 everywhere).
+    if strategy == 'hard':
+        assert CrackSegmenter(manifest, strategy='hard').segment(
+            np.zeros((8, 8, 3), np.uint8)).mask.all()
+
+
+def test_expert_probabilities_are_every_expert_at_input_size(constant_moe, image):
+    seg = CrackSegmenter(constant_moe, strategy='hard', max_side=32)
+    maps = seg.expert_probabilities(image)
+    assert list(maps) == list(PROBS)
+    for name, p in PROBS.items():
+        assert maps[name].shape == image.shape[:2]
+        np.testing.assert_allclose(maps[name], p, rtol=1e-5)
 
 
 # --- bad input ---------------------------------------------------------------------------------

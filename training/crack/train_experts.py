@@ -1,17 +1,21 @@
-"""Train the crack experts: 5-fold out-of-fold (OOF) predictions, then the final models.
+"""Train crack experts for one leave-one-dataset-out (LODO) fold or the final models.
 
-Usage (developer machine; 68 min on one CPU thread of a shared 2-core machine, about half that
-when the machine is free):
-    .venv/bin/python training/crack/train_experts.py /work/shared/data/deepcrack_train \
-        --out training/crack/runs/v1
+Usage (developer machine; see run_all.sh for the whole pipeline and the budget):
+    .venv/bin/python training/crack/train_experts.py /work/shared/data --fold uav \
+        --out training/crack/runs/v2
+    .venv/bin/python training/crack/train_experts.py /work/shared/data --fold final ...
 
-For fold f = 0..4 and each expert: train on the other four folds (random 192 px crops from the
-full-resolution images, BCE + soft Dice, AdamW with a one-cycle schedule, a fixed number of steps),
-then predict the 60 held-out images at full resolution. The OOF probabilities (uint8, prob * 255)
-go to OUT/oof_<expert>.npy in the order of OUT/split.json; the weights to OUT/fold<f>_<expert>.pt.
-Final experts are trained the same way on all images except the five bundled samples
-(--holdout-dir; OUT/final_<expert>.pt). Finished pieces are skipped on a re-run, so an interrupted
-run can be resumed.
+--fold SET (deepcrack, uav or crackmap): train on the train splits of the two other sets and
+predict every image of SET (out-of-fold: these become the gate's labels and the LODO report) and
+the val splits of the two training sets (for the fold's threshold calibration).
+--fold final: train on the train splits of all three sets (the bundled samples are forced into
+DeepCrack's test split, so never trained on) and predict the val and test splits.
+
+Training: random crops (--crop px) at random scale 0.6-1.5, half of them centred near a crack,
+each set equally likely; rotations/flips, photometric, saturation, texture, blur and noise
+augmentation (data.py); loss BCE + soft Dice (1-5 % of pixels are crack); AdamW, one-cycle LR,
+the pretrained encoder at a quarter of the decoder's rate. Predictions are stored as uint8
+(prob * 255) per image in OUT/FOLD/pred_EXPERT.npz (key SET/STEM). Finished pieces are skipped.
 """
 import argparse
 import json
@@ -24,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from data import fold_assignment, load_pairs, normalise, random_crop_batch  # noqa: E402, I100
+from data import load_all, normalise, pad_to_multiple, random_batch, SETS  # noqa: E402, I100
 from nets import build_expert, count_parameters, EXPERTS  # noqa: E402
 
 
@@ -35,39 +39,37 @@ def dice_loss(logits, target, eps=1.0):
     return 1.0 - (2.0 * inter + eps) / (p.sum() + target.sum() + eps)
 
 
-def expert_loss(model, x, y):
-    """BCE + Dice on the output; the side-output net also supervises each side (as DeepCrack)."""
-    if hasattr(model, 'sides'):
-        fused, sides = model(x, return_sides=True)
-        loss = F.binary_cross_entropy_with_logits(fused, y) + dice_loss(fused, y)
-        for s in sides:
-            loss = loss + 0.25 * F.binary_cross_entropy_with_logits(s, y)
-        return loss
-    logits = model(x)
+def expert_loss(logits, y):
+    """BCE + soft Dice."""
     return F.binary_cross_entropy_with_logits(logits, y) + dice_loss(logits, y)
 
 
-def train_one(name, images, masks, indices, steps, seed, args, log):
-    """Train expert `name` on images[indices]; return the model in eval mode."""
+def train_one(name, pool, steps, seed, args, log):
+    """Train expert `name` on crops from pool; return (model in eval mode, seconds)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_expert(name)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps,
-                                                pct_start=0.1)
+    enc = [p for n, p in model.named_parameters() if n.startswith('encoder.') and p.requires_grad]
+    dec = [p for n, p in model.named_parameters() if not n.startswith('encoder.')]
+    groups = [{'params': dec, 'lr': args.lr}]
+    if enc:
+        groups.append({'params': enc, 'lr': args.lr * args.encoder_lr_factor})
+    opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[g['lr'] for g in groups], total_steps=steps, pct_start=0.1)
     model.train()
     t0 = time.perf_counter()
     running = 0.0
     for step in range(1, steps + 1):
-        x, y = random_crop_batch(images, masks, indices, args.batch, args.crop, rng)
-        loss = expert_loss(model, torch.from_numpy(x), torch.from_numpy(y))
+        x, y = random_batch(pool, args.batch, args.crop, rng)
+        loss = expert_loss(model(torch.from_numpy(x)), torch.from_numpy(y))
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         running += loss.item()
-        if step % 100 == 0:
-            log(f'  {name} step {step}/{steps} loss {running / 100:.4f} '
+        if step % 50 == 0:
+            log(f'  {name} step {step}/{steps} loss {running / 50:.4f} '
                 f'({time.perf_counter() - t0:.0f} s)')
             running = 0.0
     model.eval()
@@ -75,116 +77,92 @@ def train_one(name, images, masks, indices, steps, seed, args, log):
 
 
 @torch.no_grad()
-def predict(model, images):
-    """Crack probabilities (N, H, W) float32 for uint8 images at full resolution."""
-    out = []
-    for i in range(len(images)):
-        x = torch.from_numpy(normalise(images[i:i + 1]))
-        out.append(torch.sigmoid(model(x))[0, 0].numpy())
-    return np.stack(out)
+def predict(model, image):
+    """Crack probability (H, W) float32 for a uint8 image, padded as at run time."""
+    h, w = image.shape[:2]
+    x = torch.from_numpy(normalise(pad_to_multiple(image)))
+    return torch.sigmoid(model(x))[0, 0, :h, :w].numpy()
 
 
-def iou_per_image(probs, masks, threshold=0.5):
-    """Crack-class IoU per image (1.0 when both prediction and ground truth are empty)."""
-    pred = probs >= threshold
-    inter = (pred & masks).sum(axis=(1, 2))
-    union = (pred | masks).sum(axis=(1, 2))
-    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-
-
-def holdout_stems(folder):
-    """File stems of the images in folder/images ('' or None: none)."""
-    if not folder:
-        return set()
-    return {os.path.splitext(f)[0] for f in os.listdir(os.path.join(folder, 'images'))}
+def pool_of(data, sets, split='train'):
+    """[(images, masks, indices of `split`)] for the given sets."""
+    return [(data[s]['images'], data[s]['masks'],
+             np.flatnonzero(np.array(data[s]['split']) == split)) for s in sets]
 
 
 def main(argv=None):
-    """Run the 5-fold OOF training and the final training."""
+    """Train the experts of one fold and store their predictions."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('data', help='folder with images/ and masks/ (DeepCrack train)')
-    parser.add_argument('--out', default='training/crack/runs/v1')
-    parser.add_argument('--experts', default=','.join(EXPERTS))
-    parser.add_argument('--folds', type=int, default=5)
-    parser.add_argument('--steps', type=int, default=400, help='training steps per fold model')
-    parser.add_argument('--final-steps', type=int, default=500)
+    parser.add_argument('data', help='folder holding deepcrack_train, crack_uav, crack_crackmap')
+    parser.add_argument('--fold', required=True, choices=list(SETS) + ['final'])
+    parser.add_argument('--out', default='training/crack/runs/v2')
+    parser.add_argument('--experts', default=','.join(['lite0_unet', 'lite0_s8']))
+    parser.add_argument('--steps', type=int, default=250)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--crop', type=int, default=192)
-    parser.add_argument('--lr', type=float, default=3e-3)
+    parser.add_argument('--lr', type=float, default=2e-3)
+    parser.add_argument('--encoder-lr-factor', type=float, default=0.25)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--skip-final', action='store_true')
     parser.add_argument('--holdout-dir', default='src/edge_perception/data/samples/crack',
-                        help='images whose stems appear in DIR/images are left out of the final '
-                        'training (the bundled samples, so tests on them are held out); '
-                        "'' for none")
+                        help='stems in DIR/images are forced into the DeepCrack test split')
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
-    os.makedirs(args.out, exist_ok=True)
-    log_file = open(os.path.join(args.out, 'train_experts.log'), 'a')
+    out = os.path.join(args.out, args.fold)
+    os.makedirs(out, exist_ok=True)
+    log_file = open(os.path.join(out, 'train.log'), 'a')
 
     def log(msg):
         print(msg, flush=True)
         log_file.write(msg + '\n')
         log_file.flush()
 
-    stems, images, masks = load_pairs(args.data)
-    folds = fold_assignment(len(stems), args.folds, args.seed)
-    experts = args.experts.split(',')
-    with open(os.path.join(args.out, 'split.json'), 'w') as f:
-        json.dump({'stems': stems, 'fold': folds.tolist(), 'seed': args.seed,
-                   'experts': experts, 'args': vars(args)}, f, indent=1)
-    log(f'{len(stems)} images {images.shape[1:3]}, folds {np.bincount(folds).tolist()}, '
-        f'experts {experts}')
-    summary_path = os.path.join(args.out, 'train_summary.json')
+    data = load_all(args.data, args.seed, args.holdout_dir)
+    splits = {s: dict(zip(d['stems'], d['split'])) for s, d in data.items()}
+    json.dump(splits, open(os.path.join(args.out, 'splits.json'), 'w'), indent=0)
+    if args.fold == 'final':
+        train_sets = list(SETS)
+        targets = [(s, i) for s in SETS for i, sp in enumerate(data[s]['split'])
+                   if sp in ('val', 'test')]
+    else:
+        train_sets = [s for s in SETS if s != args.fold]
+        targets = [(args.fold, i) for i in range(len(data[args.fold]['stems']))]
+        targets += [(s, i) for s in train_sets for i, sp in enumerate(data[s]['split'])
+                    if sp == 'val']
+    pool = pool_of(data, train_sets)
+    log(f'fold {args.fold}: train on {train_sets} '
+        f'({sum(len(p[2]) for p in pool)} images), predict {len(targets)}; args {vars(args)}')
+    summary_path = os.path.join(out, 'summary.json')
     summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
-
-    for e_idx, name in enumerate(experts):
-        oof_path = os.path.join(args.out, f'oof_{name}.npy')
-        if os.path.exists(oof_path):
-            log(f'{name}: OOF predictions exist, skipped')
+    for e_idx, name in enumerate(args.experts.split(',')):
+        if name not in EXPERTS:
+            raise SystemExit(f'unknown expert {name}')
+        pred_path = os.path.join(out, f'pred_{name}.npz')
+        if os.path.exists(pred_path):
+            log(f'{name}: done, skipped')
             continue
-        oof = np.zeros(masks.shape, np.uint8)
-        for fold in range(args.folds):
-            train_idx = np.flatnonzero(folds != fold)
-            held = np.flatnonzero(folds == fold)
-            weights = os.path.join(args.out, f'fold{fold}_{name}.pt')
-            seed = args.seed * 1000 + 10 * fold + e_idx
+        weights = os.path.join(out, f'{name}.pt')
+        seed = args.seed * 1000 + 10 * (list(SETS) + ['final']).index(args.fold) + e_idx
+        if os.path.exists(weights):
+            model = build_expert(name, pretrained=False)
+            model.load_state_dict(torch.load(weights))
+            model.eval()
+        else:
             model = build_expert(name)
-            if os.path.exists(weights):
-                model.load_state_dict(torch.load(weights))
-                model.eval()
-                seconds = summary.get(f'fold{fold}_{name}', {}).get('train_s', float('nan'))
-            else:
-                log(f'fold {fold} {name} ({count_parameters(model)} params): train on '
-                    f'{len(train_idx)}')
-                model, seconds = train_one(name, images, masks, train_idx, args.steps, seed,
-                                           args, log)
-                torch.save(model.state_dict(), weights)
-            probs = predict(model, images[held])
-            oof[held] = np.round(probs * 255).astype(np.uint8)
-            ious = iou_per_image(probs, masks[held])
-            summary[f'fold{fold}_{name}'] = {'train_s': seconds,
-                                             'mean_iou': float(ious.mean())}
-            log(f'fold {fold} {name}: {seconds:.0f} s, held-out mean IoU {ious.mean():.4f}')
-            json.dump(summary, open(summary_path, 'w'), indent=1)
-        np.save(oof_path, oof)
-
-    if not args.skip_final:
-        held_out = holdout_stems(args.holdout_dir)
-        all_idx = np.array([i for i, s in enumerate(stems) if s not in held_out])
-        log(f'final training: {len(all_idx)} images, held out {sorted(held_out)}')
-        for e_idx, name in enumerate(experts):
-            weights = os.path.join(args.out, f'final_{name}.pt')
-            if os.path.exists(weights):
-                continue
-            log(f'final {name}: train on {len(all_idx)}')
-            model, seconds = train_one(name, images, masks, all_idx, args.final_steps,
-                                       args.seed * 1000 + 100 + e_idx, args, log)
+            log(f'{name}: {count_parameters(model)} trainable parameters, {args.steps} steps')
+            model, seconds = train_one(name, pool, args.steps, seed, args, log)
             torch.save(model.state_dict(), weights)
-            summary[f'final_{name}'] = {'train_s': seconds}
-            json.dump(summary, open(summary_path, 'w'), indent=1)
-            log(f'final {name}: {seconds:.0f} s')
+            summary[name] = {'train_s': round(seconds, 1), 'steps': args.steps,
+                             'params': count_parameters(model)}
+        t0 = time.perf_counter()
+        preds = {}
+        for s, i in targets:
+            prob = predict(model, data[s]['images'][i])
+            preds[f'{s}/{data[s]["stems"][i]}'] = np.round(prob * 255).astype(np.uint8)
+        np.savez_compressed(pred_path, **preds)
+        summary.setdefault(name, {})['predict_s'] = round(time.perf_counter() - t0, 1)
+        json.dump(summary, open(summary_path, 'w'), indent=1)
+        log(f'{name}: predictions written ({time.perf_counter() - t0:.0f} s)')
     log('done')
     return 0
 

@@ -7,7 +7,10 @@ A gate scores each image; g = softmax(gate(x)). Strategies (the paper's equation
 - topk: y = sum_{i in TopK(g)} g_i / sum_{j in TopK(g)} g_j f_i(x)   (K experts run, default 2)
 - single: one named expert, no gate.
 
-Experts output per-pixel crack probabilities; the fused probability is thresholded (default 0.5).
+Experts output per-pixel crack probabilities; the fused probability is thresholded. The threshold
+is, in order: the constructor's `threshold`; the manifest's `thresholds` entry for the
+configuration (keys as `config_key` writes them: `single:NAME`, `hard`, `soft`, `topk(k=K)`;
+calibrated on validation data by the training scripts); the manifest's `threshold`; 0.5.
 
 Models are ONNX files run with onnxruntime, listed in a YAML manifest (default: the shipped
 `models/crack/moe.yaml`; see that file for the format) so that users can swap in their own.
@@ -34,6 +37,23 @@ class MoEInputError(ValueError):
 
 class CrackModelError(ValueError):
     """A model file or manifest that is missing, corrupt or inconsistent (the message names it)."""
+
+
+def config_key(strategy, k=2, expert=None):
+    """Name of a configuration, as in the manifest's `thresholds` and eval-crack's tables."""
+    if strategy == 'single':
+        return f'single:{expert}'
+    if strategy == 'topk':
+        return f'topk(k={int(k)})'
+    return strategy
+
+
+def manifest_threshold(spec, key):
+    """Threshold of configuration `key` in a parsed manifest (see the module docstring)."""
+    per_config = spec.get('thresholds') or {}
+    if not isinstance(per_config, dict):
+        raise CrackModelError(f'manifest thresholds must be a mapping, got {per_config!r}')
+    return float(per_config.get(key, spec.get('threshold', 0.5)))
 
 
 def default_manifest_path():
@@ -231,9 +251,6 @@ class CrackSegmenter:
         if unknown or not wanted:
             raise MoEInputError(f'unknown or no experts {unknown or wanted}; manifest has {names}')
         self.strategy = strategy
-        self.threshold = float(spec.get('threshold', 0.5) if threshold is None else threshold)
-        if not 0.0 < self.threshold < 1.0:
-            raise MoEInputError(f'threshold must be in (0, 1), got {self.threshold}')
         self.max_side = None if max_side is None else int(max_side)
         self.manifest = manifest
         self.expert = None
@@ -246,6 +263,13 @@ class CrackSegmenter:
                                      not 1 <= k <= len(wanted)):
             raise MoEInputError(f'k must be an integer in [1, {len(wanted)}], got {k}')
         self.k = int(k)
+        self.thresholds = {}
+        if isinstance(spec.get('thresholds'), dict):
+            self.thresholds = {str(key): float(v) for key, v in spec['thresholds'].items()}
+        self.threshold = float(manifest_threshold(spec, config_key(strategy, k, self.expert))
+                               if threshold is None else threshold)
+        if not 0.0 < self.threshold < 1.0:
+            raise MoEInputError(f'threshold must be in (0, 1), got {self.threshold}')
         self.manifest_experts = names
         self.expert_names = wanted
         by_name = dict(zip(names, entries))
@@ -326,6 +350,35 @@ class CrackSegmenter:
         for model in self._experts:
             self._run_expert(model, blank)
 
+    def expert_probabilities(self, rgb):
+        """Every considered expert's probability map at input size (dict name -> (H, W)).
+
+        For evaluation: all experts run, whatever the strategy (as `segment` with `soft` would
+        run them, same pre-processing and max_side handling).
+        """
+        import cv2
+
+        rgb = self.check_image(rgb)
+        h, w = rgb.shape[:2]
+        work = self._work_image(rgb)
+        out = {}
+        for model in self._experts:
+            prob = self._run_expert(model, work)
+            if prob.shape != (h, w):
+                prob = _resize(prob, h, w, cv2.INTER_LINEAR)
+            out[model.name] = np.clip(prob, 0.0, 1.0)
+        return out
+
+    def _work_image(self, rgb):
+        import cv2
+
+        h, w = rgb.shape[:2]
+        if self.max_side is not None and max(h, w) > self.max_side:
+            scale = self.max_side / max(h, w)
+            return _resize(rgb, max(1, round(h * scale)), max(1, round(w * scale)),
+                           cv2.INTER_AREA)
+        return rgb
+
     def segment(self, rgb):
         """Segment an (H, W, 3) uint8 RGB image; returns a SegmentationResult at input size."""
         import cv2
@@ -333,11 +386,7 @@ class CrackSegmenter:
         rgb = self.check_image(rgb)
         t0 = time.perf_counter()
         h, w = rgb.shape[:2]
-        work = rgb
-        if self.max_side is not None and max(h, w) > self.max_side:
-            scale = self.max_side / max(h, w)
-            work = _resize(rgb, max(1, round(h * scale)), max(1, round(w * scale)),
-                           cv2.INTER_AREA)
+        work = self._work_image(rgb)
         gate = None
         if self._gate is None:
             chosen, fusion = np.array([0]), np.array([1.0])

@@ -36,7 +36,8 @@ PARAMS = [
     Param('strategy', 'topk', 'Fusion strategy (paper eq. 5-7)', choices=STRATEGIES),
     Param('top_k', 2, 'Experts fused by topk', 1, 16),
     Param('expert', '', "Expert for strategy 'single' ('' = the manifest's default)"),
-    Param('threshold', 0.5, 'Crack probability threshold of the fused map', 0.0, 1.0),
+    Param('threshold', 0.0, "Crack probability threshold of the fused map (0 = the manifest's, "
+          'calibrated per strategy on validation data)', 0.0, 1.0),
     Param('max_side', 0, 'Downscale images whose longer side exceeds this (0 = native)',
           0, 8192),
     Param('threads', 2, 'ONNX Runtime threads per model', 1, 16),
@@ -90,7 +91,7 @@ class CrackSegmentationNode(Node):
         try:
             self.segmenter = CrackSegmenter(
                 p['manifest_path'] or None, strategy=p['strategy'], k=p['top_k'],
-                expert=p['expert'] or None, threshold=p['threshold'],
+                expert=p['expert'] or None, threshold=p['threshold'] or None,
                 intra_op_num_threads=p['threads'], max_side=p['max_side'] or None)
             # Off the frame path: the first segment() builds ONNX Runtime's kernels and the
             # first crack_geometry() imports skimage (0.9 s + 0.2 s cold, 0.09 + 0.02 s after).

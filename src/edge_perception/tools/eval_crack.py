@@ -3,6 +3,18 @@
     edge-perception eval-crack --images DIR --masks DIR --json OUT
         [--strategy single|hard|soft|topk] [--experts a,b] [--k 2] [--expert NAME] [--compare]
         [--manifest moe.yaml] [--threads 2] [--max-side N] [--tolerance 2]
+    edge-perception eval-crack --sets NAME=DIR [NAME=DIR ...] --json OUT
+        [--lodo-run RUN | --manifest moe.yaml] [--stems-json splits.json --split test] ...
+
+Multi-set mode (--sets; each DIR holds images/ and masks/): every configuration (each single
+expert, the uniform average of all experts, hard, soft and top-k gating) is scored on every set
+and printed as one table of pooled F1 per set. With --lodo-run RUN, set NAME is segmented with
+the models of RUN/NAME/onnx/moe.yaml, the leave-one-dataset-out fold trained without NAME
+(training/crack/export_onnx.py writes it): the LODO table. Without it every set uses --manifest
+(default the shipped models). --stems-json (a JSON {set: {stem: split}}) with --split keeps only
+that split's images (e.g. the in-domain test splits). Each configuration is thresholded at the
+manifest's threshold for it (`thresholds`; core.moe.manifest_threshold); the expert maps and the
+gate logits are computed once per image and fused as core.moe does.
 
 Masks are PNG files named like the image (same stem), 255 (any value > 127) = crack. Each image is
 segmented with `core.moe.CrackSegmenter`; reported per configuration: crack-class IoU, F1,
@@ -91,6 +103,107 @@ def evaluate(segmenter, pairs, tolerance_px):
     return summary, per_image
 
 
+def evaluate_sets(sets, manifests, args):
+    """Multi-set mode: (results {config: {set: summary}}, meta {set: {...}})."""
+    import numpy as np
+    from edge_perception.core.crack import metrics_from_counts, segmentation_metrics
+    from edge_perception.core.moe import (
+        config_key, CrackSegmenter, fuse, gate_weights, manifest_threshold, select_experts)
+    import yaml
+
+    results, meta = {}, {}
+    keep = None
+    if args.stems_json:
+        keep = json.loads(Path(args.stems_json).read_text())
+    for name, folder in sets.items():
+        manifest = manifests[name]
+        segmenter = CrackSegmenter(manifest, strategy='soft', intra_op_num_threads=args.threads,
+                                   max_side=args.max_side)
+        spec = yaml.safe_load(Path(segmenter.manifest).read_text())
+        experts = segmenter.expert_names
+        configs = [config_key('single', expert=e) for e in experts] + [
+            'uniform', 'hard', 'soft', config_key('topk', args.k)]
+        thresholds = {c: manifest_threshold(spec, c) for c in configs}
+        pairs = find_pairs(folder / 'images', folder / 'masks')
+        if keep is not None:
+            pairs = [p for p in pairs if keep.get(name, {}).get(p[0]) == args.split]
+        if not pairs:
+            raise ValueError(f'set {name}: no images left (--split {args.split})')
+        counts = {c: np.zeros(3) for c in configs}
+        used = {c: np.zeros(len(experts)) for c in configs}
+        for stem, image_path, mask_path in pairs:
+            rgb, gt = load_pair(image_path, mask_path)
+            maps = segmenter.expert_probabilities(rgb)
+            probs = [maps[e] for e in experts]
+            g = gate_weights(segmenter.gate_logits(rgb))
+            for c in configs:
+                if c.startswith('single:'):
+                    idx, w = [experts.index(c.split(':', 1)[1])], [1.0]
+                elif c == 'uniform':
+                    idx, w = list(range(len(experts))), [1.0 / len(experts)] * len(experts)
+                else:
+                    idx, w = select_experts(g, 'topk' if c.startswith('topk') else c, args.k)
+                prob = fuse([probs[i] for i in idx], w)
+                used[c][list(idx)] += 1
+                m = segmentation_metrics(prob >= thresholds[c], gt)
+                counts[c] += (m['tp'], m['fp'], m['fn'])
+        for c in configs:
+            summary = metrics_from_counts(*counts[c])
+            summary['threshold'] = thresholds[c]
+            summary['expert_share'] = dict(zip(experts, (used[c] / len(pairs)).round(3)
+                                               .tolist()))
+            results.setdefault(c, {})[name] = summary
+        meta[name] = {'images': len(pairs), 'folder': str(folder),
+                      'manifest': segmenter.manifest}
+        print(f'{name}: {len(pairs)} images, ' + ', '.join(
+            f'{c} F1 {results[c][name]["f1"]:.3f}' for c in configs), file=sys.stderr)
+    return results, meta
+
+
+def sets_table(results, names):
+    """Plain-text table: pooled F1 (precision/recall) per set and the mean F1 over sets."""
+    width = 20
+    lines = [f'{"configuration":<18} ' + ' '.join(f'{n + " F1 (P/R)":>{width}}' for n in names)
+             + f' {"mean F1":>8}']
+    for key, by_set in results.items():
+        cells = [f'{by_set[n]["f1"]:.3f} ({by_set[n]["precision"]:.2f}/'
+                 f'{by_set[n]["recall"]:.2f})' for n in names]
+        mean = sum(by_set[n]['f1'] for n in names) / len(names)
+        lines.append(f'{key:<18} ' + ' '.join(f'{c:>{width}}' for c in cells) + f' {mean:8.3f}')
+    return '\n'.join(lines)
+
+
+def run_sets(args):
+    """Multi-set / LODO mode of run(); returns the exit code."""
+    try:
+        sets = {}
+        for item in args.sets:
+            name, sep, folder = item.partition('=')
+            if not sep or not name or not folder:
+                raise ValueError(f'--sets wants NAME=DIR, got {item!r}')
+            sets[name] = Path(folder)
+        if args.stems_json and not args.split:
+            raise ValueError('--stems-json needs --split')
+        manifests = {}
+        for name in sets:
+            if args.lodo_run:
+                manifests[name] = str(Path(args.lodo_run) / name / 'onnx' / 'moe.yaml')
+                if not Path(manifests[name]).is_file():
+                    raise ValueError(f'no LODO fold manifest {manifests[name]}')
+            else:
+                manifests[name] = args.manifest
+        results, meta = evaluate_sets(sets, manifests, args)
+    except ValueError as exc:
+        print(f'eval-crack: {exc}', file=sys.stderr)
+        return 2
+    report = {'mode': 'lodo' if args.lodo_run else 'sets', 'sets': meta, 'k': args.k,
+              'split': args.split, 'results': results}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1))
+    print(sets_table(results, list(sets)))
+    return 0
+
+
 def table(results, tolerance_px):
     """Plain-text table of the pooled figures per configuration."""
     tol = f'pooled_tol{tolerance_px:g}px'
@@ -110,9 +223,16 @@ def register(subparsers):
     parser = subparsers.add_parser(
         'eval-crack', help='crack segmentation IoU/F1 on images + masks',
         description=__doc__.split('\n')[0])
-    parser.add_argument('--images', type=Path, required=True, help='folder of images')
-    parser.add_argument('--masks', type=Path, required=True,
+    parser.add_argument('--images', type=Path, help='folder of images')
+    parser.add_argument('--masks', type=Path,
                         help='folder of PNG masks (255 = crack), same stem as the image')
+    parser.add_argument('--sets', nargs='+', default=None, metavar='NAME=DIR',
+                        help='multi-set mode: data sets (DIR/images, DIR/masks), one table')
+    parser.add_argument('--lodo-run', default=None,
+                        help='with --sets: segment set NAME with RUN/NAME/onnx/moe.yaml')
+    parser.add_argument('--stems-json', default=None,
+                        help='with --sets: JSON {set: {stem: split}}; keep --split only')
+    parser.add_argument('--split', default=None, help='split kept with --stems-json')
     parser.add_argument('--json', type=Path, required=True, help='write the figures here')
     parser.add_argument('--strategy', default='topk', choices=['single', 'hard', 'soft', 'topk'])
     parser.add_argument('--experts', default=None,
@@ -135,6 +255,11 @@ def run(args):
     """Evaluate and write the JSON; return the exit code."""
     from edge_perception.core.moe import CrackSegmenter
 
+    if args.sets:
+        return run_sets(args)
+    if args.images is None or args.masks is None:
+        print('eval-crack: --images and --masks are required (or --sets)', file=sys.stderr)
+        return 2
     try:
         if args.tolerance <= 0:
             raise ValueError('--tolerance must be > 0 (the strict figures are always reported)')
