@@ -15,10 +15,12 @@ from edge_perception.core.crack import (crack_geometry, metric_widths,
 from edge_perception.msg import CrackSegmentation
 from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
-                                          Diagnostics, InputMonitor, Param, SENSOR_QOS)
+                                          Diagnostics, InputMonitor, Param, SENSOR_QOS,
+                                          with_live)
+from edge_perception.nodes.lifecycle import AUTOSTART_PARAM, ManagedNode
 from edge_perception.nodes.spinning import run_node
 import numpy as np
-from rclpy.node import Node
+from rclpy.lifecycle import TransitionCallbackReturn
 from sensor_msgs.msg import Image
 
 STRATEGIES = ('single', 'hard', 'soft', 'topk')
@@ -52,37 +54,111 @@ PARAMS = [
     Param('stale_after_s', 2.0, 'An input older than this is reported stale, s', 0.01, 60.0),
     Param('model_retry_s', 5.0, 'Retry loading missing/corrupt models this often, s',
           0.1, 3600.0),
+    AUTOSTART_PARAM,
 ]
+# Applied at run time: fusion (the segmenter is rebuilt), measurement, severity, depth and
+# timing. Topics, the manifest and the model runtime's size and threads are read-only.
+PARAMS = with_live(PARAMS, [
+    'strategy', 'top_k', 'expert', 'threshold', 'min_area_px', 'severity_bins_mm',
+    'severity_labels', 'min_depth_m', 'max_depth_m', 'max_depth_age_s', 'stale_after_s',
+    'model_retry_s'])
+_SEGMENTER_PARAMS = {'strategy', 'top_k', 'expert', 'threshold'}
 
 
-class CrackSegmentationNode(Node):
-    """Segments cracks and measures them."""
+class CrackSegmentationNode(ManagedNode):
+    """Segments cracks and measures them (managed node: see nodes/lifecycle.py)."""
 
     def __init__(self, **kwargs):
         super().__init__('crack_segmentation', **kwargs)
-        p = self.params = declare_parameters(self, PARAMS)
-        if len(p['severity_labels']) != len(p['severity_bins_mm']) + 1:
-            raise ValueError('severity_labels needs one more entry than severity_bins_mm')
+        p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed,
+                                             self._check_parameters)
+        error = self._check_parameters(p)
+        if error:
+            raise ValueError(error)
         self.image_input = InputMonitor('image', p['stale_after_s'])
-        self.side = CameraSideInputs(self, p['depth_topic'], p['camera_info_topic'],
-                                     p['max_depth_age_s'], p['stale_after_s'])
+        self.side = None
         self.segmenter = None
-        self.model_error = ''
+        self.model_error = 'not configured'
         self.metric_note = ''
         self._next_load_try = 0.0
-        self._load()
+        self.seg_pub = self.mask_pub = self.debug_pub = self._image_sub = None
+        self.diagnostics = Diagnostics(self, [self.image_input],
+                                       extra=[self._model_status, self.lifecycle_status])
+        if p['autostart']:
+            self.autostart()
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state):
+        """Create the outputs and camera-side inputs, load and warm the experts and gate."""
+        p = self.params
+        self.side = CameraSideInputs(self, p['depth_topic'], p['camera_info_topic'],
+                                     p['max_depth_age_s'], p['stale_after_s'])
+        self.diagnostics.inputs = [self.image_input] + self.side.monitors
         self.seg_pub = self.create_publisher(CrackSegmentation, p['segmentation_topic'],
                                              DATA_QOS)
         self.mask_pub = self.create_publisher(Image, p['mask_topic'], SENSOR_QOS)
         self.debug_pub = self.create_publisher(Image, p['debug_image_topic'], SENSOR_QOS)
-        self.create_subscription(Image, p['image_topic'], self.on_image, SENSOR_QOS)
-        self.diagnostics = Diagnostics(self, [self.image_input] + self.side.monitors,
-                                       extra=[self._model_status])
+        self._load()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state):
+        """Subscribe to the camera: frames are processed from now on."""
+        self._image_sub = self.create_subscription(Image, self.params['image_topic'],
+                                                   self.on_image, SENSOR_QOS)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state):
+        """Unsubscribe from the camera; models and publishers stay."""
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        """Free the models, publishers and camera-side inputs (back to unconfigured)."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        """Release everything on the way to finalized."""
+        self.on_deactivate(state)
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self):
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+        self.diagnostics.inputs = [self.image_input]
+        for pub in (self.seg_pub, self.mask_pub, self.debug_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.seg_pub = self.mask_pub = self.debug_pub = None
+        self.segmenter = None
+        self.model_error = 'not configured'
 
     def destroy_node(self):
         """Stop the camera-side receiver thread with the node."""
-        self.side.close()
+        if self.side is not None:
+            self.side.close()
         return super().destroy_node()
+
+    def on_parameters_changed(self, names):
+        """Apply a run-time parameter set; a fusion change rebuilds (and warms) the segmenter."""
+        p = self.params
+        self.image_input.stale_after_s = p['stale_after_s']
+        if self.side is not None:
+            self.side.max_depth_age_s = p['max_depth_age_s']
+            for monitor in self.side.monitors:
+                monitor.stale_after_s = p['stale_after_s']
+        if names & _SEGMENTER_PARAMS and self.side is not None:
+            self._load()
+
+    @staticmethod
+    def _check_parameters(values):
+        if len(values['severity_labels']) != len(values['severity_bins_mm']) + 1:
+            return 'severity_labels needs one more entry than severity_bins_mm'
+        return ''
 
     def _load(self):
         from edge_perception.core.moe import CrackSegmenter

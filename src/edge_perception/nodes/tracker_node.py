@@ -8,6 +8,7 @@ import time
 from edge_perception.conversions import detection_box_xyxy, stamp_to_seconds
 from edge_perception.core.tracking import ObjectTracker, TrackerConfig, TrackingError
 from edge_perception.msg import Detection, DetectionArray
+from edge_perception.nodes import vision_msgs_bridge
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, with_live)
 from edge_perception.nodes.spinning import run_node
@@ -29,6 +30,11 @@ PARAMS = [
           0.1, 1000.0),
     Param('velocity_window_s', 0.5, 'Least-squares window of the 3D velocity, s', 0.01, 10.0),
     Param('stale_after_s', 1.0, 'Input older than this is reported stale, s', 0.01, 60.0),
+    Param('vision_msgs_enabled', True, 'Also publish the tracks as vision_msgs Detection2DArray '
+          'and Detection3DArray (id = track id), when vision_msgs imports'),
+    Param('tracks_2d_topic', 'tracks_2d', 'vision_msgs/Detection2DArray of the tracks'),
+    Param('tracks_3d_topic', 'tracks_3d',
+          'vision_msgs/Detection3DArray of the tracks with a valid 3D position'),
 ]
 # Applied at run time without losing tracks; topics and the lost-track buffer are read-only.
 PARAMS = with_live(PARAMS, ['track_high_thresh', 'track_low_thresh', 'new_track_thresh',
@@ -45,6 +51,14 @@ class TrackerNode(Node):
         self.tracker = ObjectTracker(self._tracker_config(p))
         self.input = InputMonitor('detections', p['stale_after_s'])
         self.pub = self.create_publisher(DetectionArray, p['tracks_topic'], DATA_QOS)
+        self.vision = None
+        if p['vision_msgs_enabled'] and vision_msgs_bridge.available():
+            from vision_msgs.msg import Detection2DArray, Detection3DArray
+            self.vision = (
+                self.create_publisher(Detection2DArray, p['tracks_2d_topic'], DATA_QOS),
+                self.create_publisher(Detection3DArray, p['tracks_3d_topic'], DATA_QOS))
+        elif p['vision_msgs_enabled']:
+            self.get_logger().info(vision_msgs_bridge.unavailable_reason())
         self.create_subscription(DetectionArray, p['detections_topic'], self.on_detections,
                                  DATA_QOS)
         self.diagnostics = Diagnostics(self, [self.input])
@@ -106,6 +120,9 @@ class TrackerNode(Node):
                 d.velocity.x, d.velocity.y, d.velocity.z = track.velocity
             out.detections.append(d)
         self.pub.publish(out)
+        if self.vision is not None:
+            self.vision[0].publish(vision_msgs_bridge.to_detection2d_array(out))
+            self.vision[1].publish(vision_msgs_bridge.to_detection3d_array(out))
         self.diagnostics.latency.add((time.perf_counter() - started) * 1e3)
 
 
