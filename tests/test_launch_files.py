@@ -12,6 +12,7 @@ import ast
 import importlib
 import importlib.util
 import pathlib
+import re
 
 from edge_perception import profiles
 from edge_perception.nodes.registry import NODE_TYPES
@@ -38,14 +39,23 @@ except ImportError:
 
 
 def console_scripts():
-    """Console script names of this package, as installed.
+    """Return the executables the colcon package installs in lib/edge_perception (CMakeLists.txt).
 
-    setup.py makes them from the node registry; `pip install -e .` wrote them into the
-    package metadata.
+    Launch files start these; a test below keeps them equal to the node registry and to the
+    console scripts setup.py makes for pip installs.
     """
-    from importlib.metadata import entry_points
-    return {ep.name for ep in entry_points(group='console_scripts')
-            if ep.value.startswith(PACKAGE + '.')}
+    text = (ROOT / 'CMakeLists.txt').read_text()
+    block = re.search(r'set\(EDGE_PERCEPTION_EXECUTABLES(.*?)\)', text, re.S).group(1)
+    return {m.group(1) for m in re.finditer(r'"([\w-]+)=edge_perception[\w.]*"', block)}
+
+
+def test_installed_executables_are_the_registry_nodes_and_the_tool():
+    expected = {f'{name}_node' for name in NODE_TYPES} | {'edge-perception'}
+    assert console_scripts() == expected
+    text = (ROOT / 'CMakeLists.txt').read_text()
+    for name, target in NODE_TYPES.items():
+        module = target.split(':')[0]
+        assert f'"{name}_node={module}"' in text, name
 
 
 def node_modules():
