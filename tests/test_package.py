@@ -59,3 +59,50 @@ def test_every_tool_registers_a_subcommand():
              | {p.parent.name for p in tools.glob('*/__init__.py')})
     expected = {n.replace('_', '-') for n in names if not n.startswith('_')}
     assert expected <= commands
+
+
+# Every module the package and its launch files import, and how a ROS user gets it: a
+# package.xml key (rosdep installs it), requirements/runtime.txt (no rosdep key), or optional.
+ROSDEP_KEYS = {
+    'ament_index_python': 'ament_index_python', 'builtin_interfaces': 'builtin_interfaces',
+    'diagnostic_msgs': 'diagnostic_msgs', 'geometry_msgs': 'geometry_msgs', 'launch': 'launch',
+    'launch_ros': 'launch_ros', 'lifecycle_msgs': 'lifecycle_msgs',
+    'rcl_interfaces': 'rcl_interfaces', 'rclpy': 'rclpy', 'rosgraph_msgs': 'rosgraph_msgs',
+    'sensor_msgs': 'sensor_msgs', 'std_msgs': 'std_msgs', 'vision_msgs': 'vision_msgs',
+    'visualization_msgs': 'visualization_msgs',
+    'numpy': 'python3-numpy', 'scipy': 'python3-scipy', 'yaml': 'python3-yaml',
+    'serial': 'python3-serial', 'cv2': 'python3-opencv', 'PIL': 'python3-pil',
+    'matplotlib': 'python3-matplotlib', 'skimage': 'python3-skimage'}
+NO_ROSDEP_KEY = {'onnxruntime', 'rosbags'}
+OPTIONAL = {  # imported only on the paths that need them
+    'ultralytics': '.pt models and export', 'torch': '.pt models and export',
+    'tensorrt': '.engine models on Jetson', 'onnxslim': 'export'}
+
+
+def imported_top_level_modules():
+    import ast
+    modules = set()
+    files = list((ROOT / 'src/edge_perception').rglob('*.py')) + list(
+        (ROOT / 'launch').glob('*.py'))
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split('.')[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules.add(node.module.split('.')[0])
+    return modules - set(sys.stdlib_module_names) - {'edge_perception'}
+
+
+def test_package_xml_and_runtime_requirements_name_every_dependency():
+    import xml.etree.ElementTree as ET
+    root = ET.parse(ROOT / 'package.xml').getroot()
+    keys = {e.text.strip() for e in root if e.tag.endswith('depend') and e.text}
+    runtime = (ROOT / 'requirements/runtime.txt').read_text()
+    modules = imported_top_level_modules()
+    unclassified = modules - set(ROSDEP_KEYS) - NO_ROSDEP_KEY - set(OPTIONAL)
+    assert not unclassified, f'new imports: say how a user installs them: {unclassified}'
+    missing = {ROSDEP_KEYS[m] for m in modules & set(ROSDEP_KEYS)} - keys
+    assert not missing, f'package.xml lacks {missing} (rosdep would not install them)'
+    for module in NO_ROSDEP_KEY & modules:
+        assert module in runtime, f'{module} is not in requirements/runtime.txt'
+    assert 'lifecycle_msgs' in keys and 'vision_msgs' in keys
