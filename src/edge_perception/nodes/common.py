@@ -101,7 +101,7 @@ def with_live(params: Sequence[Param], live_names) -> list:
 
 def declare_parameters(node: Node, params: Sequence[Param],
                        on_change: Optional[Callable[[set], None]] = None,
-                       check: Optional[Callable[[dict], str]] = None) -> dict:
+                       check: Optional[Callable[[dict], Any]] = None) -> dict:
     """Declare params on node (checked, YAML overrides included) and return {name: value}.
 
     The set-parameters callback is added before declaring, as in ros2/demos, so values from a
@@ -109,8 +109,9 @@ def declare_parameters(node: Node, params: Sequence[Param],
     current: after a successful run-time set of live parameters it holds the new values and
     `on_change(names)` is called (a post-set callback, as ros2/demos
     set_parameters_callback.py), so the node can rebuild what it derived from them.
-    `check(values)`, when given, sees the values a run-time set would leave and returns an
-    error to refuse it with ('' to accept): for rules across parameters.
+    `check(values)`, when given, sees the values a run-time set would leave and raises
+    ValueError to refuse it (the message is the reason): for rules across parameters, usually
+    the node's own config builder.
     """
     by_name = {p.name: p for p in params}
 
@@ -123,9 +124,10 @@ def declare_parameters(node: Node, params: Sequence[Param],
         if check is not None and ready:
             candidate = dict(values)
             candidate.update({c.name: c.value for c in changes if c.name in by_name})
-            error = check(candidate)
-            if error:
-                return SetParametersResult(successful=False, reason=error)
+            try:
+                check(candidate)
+            except ValueError as error:
+                return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)
 
     ready = False    # cross-parameter checks start once every parameter is declared

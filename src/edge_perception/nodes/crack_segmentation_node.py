@@ -72,9 +72,7 @@ class CrackSegmentationNode(ManagedNode):
         super().__init__('crack_segmentation', **kwargs)
         p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed,
                                              self._check_parameters)
-        error = self._check_parameters(p)
-        if error:
-            raise ValueError(error)
+        self._check_parameters(p)
         self.image_input = InputMonitor('image', p['stale_after_s'])
         self.side = None
         self.segmenter = None
@@ -101,30 +99,6 @@ class CrackSegmentationNode(ManagedNode):
         self._load()
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state):
-        """Subscribe to the camera: frames are processed from now on."""
-        self._image_sub = self.create_subscription(Image, self.params['image_topic'],
-                                                   self.on_image, SENSOR_QOS)
-        return super().on_activate(state)
-
-    def on_deactivate(self, state):
-        """Unsubscribe from the camera; models and publishers stay."""
-        if self._image_sub is not None:
-            self.destroy_subscription(self._image_sub)
-            self._image_sub = None
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state):
-        """Free the models, publishers and camera-side inputs (back to unconfigured)."""
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state):
-        """Release everything on the way to finalized."""
-        self.on_deactivate(state)
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
     def _release(self):
         if self.side is not None:
             self.side.close()
@@ -136,12 +110,6 @@ class CrackSegmentationNode(ManagedNode):
         self.seg_pub = self.mask_pub = self.debug_pub = None
         self.segmenter = None
         self.model_error = 'not configured'
-
-    def destroy_node(self):
-        """Stop the camera-side receiver thread with the node."""
-        if self.side is not None:
-            self.side.close()
-        return super().destroy_node()
 
     def on_parameters_changed(self, names):
         """Apply a run-time parameter set; a fusion change rebuilds (and warms) the segmenter."""
@@ -157,8 +125,7 @@ class CrackSegmentationNode(ManagedNode):
     @staticmethod
     def _check_parameters(values):
         if len(values['severity_labels']) != len(values['severity_bins_mm']) + 1:
-            return 'severity_labels needs one more entry than severity_bins_mm'
-        return ''
+            raise ValueError('severity_labels needs one more entry than severity_bins_mm')
 
     def _load(self):
         from edge_perception.core.moe import CrackSegmenter

@@ -118,30 +118,6 @@ class DetectorNode(ManagedNode):
         self._load_models()
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state):
-        """Subscribe to the camera: frames are processed from now on."""
-        self._image_sub = self.create_subscription(Image, self.params['image_topic'],
-                                                   self.on_image, SENSOR_QOS)
-        return super().on_activate(state)
-
-    def on_deactivate(self, state):
-        """Unsubscribe from the camera; models and publishers stay."""
-        if self._image_sub is not None:
-            self.destroy_subscription(self._image_sub)
-            self._image_sub = None
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state):
-        """Free the models, publishers and camera-side inputs (back to unconfigured)."""
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state):
-        """Release everything on the way to finalized."""
-        self.on_deactivate(state)
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
     def _release(self):
         if self.side is not None:
             self.side.close()
@@ -153,12 +129,6 @@ class DetectorNode(ManagedNode):
         self.pub = self.debug_pub = self.vision = None
         self.detector = self.material = None
         self.model_error, self.material_error = 'not configured', ''
-
-    def destroy_node(self):
-        """Stop the camera-side receiver thread with the node."""
-        if self.side is not None:
-            self.side.close()
-        return super().destroy_node()
 
     def on_parameters_changed(self, names):
         """Apply a run-time parameter set (thresholds from the next frame on)."""

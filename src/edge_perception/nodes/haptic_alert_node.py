@@ -69,7 +69,7 @@ class HapticAlertNode(Node):
     def __init__(self, **kwargs):
         super().__init__('haptic_alert', **kwargs)
         p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed,
-                                             self._check_parameters)
+                                             self._haptic_config)
         self.config = self._haptic_config(p)
         self.mapper = HapticPatternMapper(self.config)
         self.limiter = HapticRateLimiter(self.config)
@@ -108,14 +108,6 @@ class HapticAlertNode(Node):
         self.mapper = HapticPatternMapper(self.config)   # it keeps a snapshot of its config
         self.limiter.config = self.config
         self.alerts.stale_after_s = self.params['alert_timeout_s']
-
-    def _check_parameters(self, values):
-        """Refuse a set that leaves an inconsistent pattern config (HapticConfig's checks)."""
-        try:
-            self._haptic_config(values)
-        except ValueError as error:
-            return str(error)
-        return ''
 
     @staticmethod
     def _haptic_config(p):

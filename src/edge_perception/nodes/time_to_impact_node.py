@@ -155,14 +155,10 @@ class TimeToImpactNode(Node):
         self.input.stale_after_s = p['sensor_timeout_s']
 
     def _check_parameters(self, values):
-        """Refuse a set that would leave inconsistent configs (e.g. an empty ROI)."""
-        try:
-            self._scene_config(values)
-            self._level_config(values)
-            self._object_config(values)
-        except ValueError as error:
-            return str(error)
-        return ''
+        """Raise ValueError for a set that would leave inconsistent configs (an empty ROI)."""
+        self._scene_config(values)
+        self._level_config(values)
+        self._object_config(values)
 
     @staticmethod
     def _level_config(p):

@@ -47,7 +47,7 @@ class TrackerNode(Node):
     def __init__(self, **kwargs):
         super().__init__('tracker', **kwargs)
         p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed,
-                                             self._check_parameters)
+                                             self._tracker_config)
         self.tracker = ObjectTracker(self._tracker_config(p))
         self.input = InputMonitor('detections', p['stale_after_s'])
         self.pub = self.create_publisher(DetectionArray, p['tracks_topic'], DATA_QOS)
@@ -67,13 +67,6 @@ class TrackerNode(Node):
         """Apply a run-time parameter set to the running tracker (tracks kept)."""
         self.tracker.set_config(self._tracker_config(self.params))
         self.input.stale_after_s = self.params['stale_after_s']
-
-    def _check_parameters(self, values):
-        try:
-            self._tracker_config(values)
-        except ValueError as error:
-            return str(error)
-        return ''
 
     @staticmethod
     def _tracker_config(p):
