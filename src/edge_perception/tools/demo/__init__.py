@@ -81,20 +81,27 @@ def run(args):
 def _output_counter(graph):
     from diagnostic_msgs.msg import DiagnosticArray
     from edge_perception.harness.replay import Probe
-    from edge_perception.nodes.common import ALERT_QOS, DATA_QOS, SENSOR_QOS
     from edge_perception.msg import (CollisionAlert, CrackSegmentation, DetectionArray,
                                      HapticCommand)
+    from edge_perception.nodes import vision_msgs_bridge
+    from edge_perception.nodes.common import ALERT_QOS, DATA_QOS, SENSOR_QOS
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image
     from visualization_msgs.msg import MarkerArray
-    return graph.add_node(Probe(graph.context, {
+    topics = {
         'collision_alert': (CollisionAlert, ALERT_QOS),
         'haptic_command': (HapticCommand, ALERT_QOS),
         'detections': (DetectionArray, DATA_QOS), 'tracks': (DetectionArray, DATA_QOS),
         'crack/segmentation': (CrackSegmentation, DATA_QOS),
         'markers': (MarkerArray, QoSProfile(depth=10)),
         '/diagnostics': (DiagnosticArray, QoSProfile(depth=50)),
-        'crack/mask': (Image, SENSOR_QOS)}, name='demo_counter'))
+        'crack/mask': (Image, SENSOR_QOS)}
+    if vision_msgs_bridge.available():   # what other ROS stacks and RViz plugins consume
+        from vision_msgs.msg import Detection2DArray, Detection3DArray
+        topics.update({'detections_2d': (Detection2DArray, DATA_QOS),
+                       'detections_3d': (Detection3DArray, DATA_QOS),
+                       'tracks_2d': (Detection2DArray, DATA_QOS)})
+    return graph.add_node(Probe(graph.context, topics, name='demo_counter'))
 
 
 def run_collision(graph, out, names):
