@@ -195,6 +195,9 @@ def main(argv=None):
     parser.add_argument('--data', type=Path, required=True, help='TrashNet folder: train/, val/')
     parser.add_argument('--cache', type=Path, required=True, help='belt_augment cut-out cache')
     parser.add_argument('--out', type=Path, required=True, help='output folder')
+    parser.add_argument('--init', type=Path, default=None,
+                        help="continue from this run's last.pt (EMA weights) instead of the "
+                        'ImageNet weights')
     parser.add_argument('--epochs', type=int, default=5)
     parser.add_argument('--input-size', type=int, default=160)
     parser.add_argument('--batch-size', type=int, default=32)
@@ -279,6 +282,11 @@ def main(argv=None):
     class_weights = torch.tensor((counts.mean() / counts) ** 0.5, dtype=torch.float32)
 
     model = MaterialLite0(pretrained_lite0(num_classes, size, args.dropout))
+    if args.init is not None:
+        checkpoint = torch.load(args.init, map_location='cpu')
+        if checkpoint['class_names'] != class_names or checkpoint['input_size'] != size:
+            raise SystemExit(f'{args.init}: classes/input size differ from this run')
+        model.load_state_dict(checkpoint['state_dict'])
     frozen = frozen_modules(model, args.freeze_blocks)
     for module in frozen:
         module.requires_grad_(False)
@@ -353,7 +361,8 @@ def main(argv=None):
                          'composites of TrashNet train cut-outs (training/material/'
                          'belt_augment.py)',
         'recipe': 'training/material/train_material_v2.py, last EMA weights (no selection)',
-        'epoch': str(args.epochs), 'seed': str(args.seed)}
+        'epoch': str(args.epochs), 'seed': str(args.seed),
+        'init': str(args.init) if args.init else 'ImageNet weights'}
     paths = {name: args.out / f'{name}.onnx' for name in VARIANTS}
     export_onnx(final_model, paths['fp32'], class_names, size, {**metadata, 'variant': 'fp32'})
     difference = max(check_onnx_matches_torch(final_model, paths['fp32'], val_inputs[:16]),
