@@ -2,7 +2,7 @@
 """Material classifier v2: fine-tune ImageNet EfficientNet-Lite0 on TrashNet + belt crops; ONNX.
 
     python training/material/train_material_v2.py --data /work/shared/data/trashnet \
-        --cache /tmp/matbelt --out OUT [--epochs 5] [--input-size 160] [--ship int8]
+        --cache /tmp/matbelt --out OUT [--epochs 5] [--input-size 160] [--ship fp16]
 
 DATA holds train/<class>/*.jpg and val/<class>/*.jpg (TrashNet). CACHE is belt_augment.py's
 cut-out cache, filled on first use (GrabCut, 0.3-0.9 s a photo, once): the first
@@ -163,16 +163,16 @@ def int8_qdq(src: Path, dst: Path, calibration_inputs, workdir: Path):
                     calibrate_method=CalibrationMethod.MinMax)
 
 
-def copy_metadata(src: Path, dst: Path):
-    """Copy the metadata (class_names, input_size, ...) of src onto dst, and the sidecar."""
+def copy_metadata(src: Path, dst: Path, variant: str):
+    """Copy src's metadata (class_names, input_size, ...) and sidecar to dst; name its variant."""
     import onnx
-    source = onnx.load(str(src))
+    source = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
     proto = onnx.load(str(dst))
-    existing = {p.key for p in proto.metadata_props}
-    for prop in source.metadata_props:
-        if prop.key not in existing:
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = prop.key, prop.value
+    metadata = {**{p.key: p.value for p in proto.metadata_props}, **source, 'variant': variant}
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.save(proto, str(dst))
     shutil.copyfile(runtime.classes_path_for(src), runtime.classes_path_for(dst))
 
@@ -222,7 +222,7 @@ def main(argv=None):
     parser.add_argument('--monitor-composites', type=int, default=60)
     parser.add_argument('--calibration-images', type=int, default=256,
                         help='INT8 calibration inputs (half train photos, half train belt crops)')
-    parser.add_argument('--ship', choices=VARIANTS, default='int8',
+    parser.add_argument('--ship', choices=VARIANTS, default='fp16',
                         help=f'variant copied to OUT/{SHIPPED_NAME}')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-batches', type=int, default=0,
@@ -378,7 +378,7 @@ def main(argv=None):
         + [runtime.preprocess(belt_array[i], size) for i in belt_pick])
     int8_qdq(paths['fp32'], paths['int8'], calibration, args.out)
     for name in ('fp16', 'int8'):
-        copy_metadata(paths['fp32'], paths[name])
+        copy_metadata(paths['fp32'], paths[name], name)
     variants = {}
     for name, path in paths.items():
         # The real loader must accept it (metadata, sidecar, shapes).
