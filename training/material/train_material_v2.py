@@ -4,6 +4,9 @@
     python training/material/train_material_v2.py --data /work/shared/data/trashnet \
         --cache /tmp/matbelt --out OUT [--epochs 5] [--input-size 160] [--ship fp16]
 
+The shipped model is two runs (models/material/MODEL_CARD.md): the defaults (--out RUN1), then
+`--init RUN1/last.pt --epochs 2 --lr 0.006 --warmup-epochs 0.2 --out RUN2`.
+
 DATA holds train/<class>/*.jpg and val/<class>/*.jpg (TrashNet). CACHE is belt_augment.py's
 cut-out cache, filled on first use (GrabCut, 0.3-0.9 s a photo, once): the first
 `--max-cutouts-per-class` train photos of each class, and all val photos (for the belt monitor).
@@ -23,8 +26,8 @@ Data per epoch (the belt recipe of train_material_belt.py): every TrashNet *trai
 (TrashNet *train* cut-outs composited on procedural backgrounds and cut out by their box + 10 %
 pad, belt_augment.py), mixed in one shuffled order. SGD (Nesterov), warm-up + cosine, label
 smoothing, class weights for the rare `trash`, EMA of the weights. The **last** EMA weights are
-exported: no epoch or variant is picked on validation data; TrashNet val and belt crops of
-TrashNet *val* cut-outs are only logged per epoch.
+exported: no epoch is picked on validation data; TrashNet val and belt crops of TrashNet *val*
+cut-outs are only logged per epoch (the FP32/FP16/INT8 comparison is in the model card).
 
 Export: OUT/fp32.onnx (checked against torch), OUT/fp16.onnx (weights stored as float16 and cast
 to float32 in the graph: half the size, float32 compute, so it runs on every onnxruntime CPU
