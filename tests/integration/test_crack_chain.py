@@ -21,10 +21,10 @@ from sensor_msgs.msg import Image
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / 'src/edge_perception/models/crack/moe.yaml'
-# Pooled IoU of the shipped top-2 mixture on these 5 samples, which were held out of the final
-# experts' and gate's training: measured 0.641 through this chain (the same as
-# tests/test_crack_models.py outside ROS), floor = measured - 0.08 for platform differences.
-IOU_FLOOR = 0.56
+# Pooled IoU of the shipped top-2 mixture (v2 experts, issue 8) on these 5 samples, which were
+# held out of the final experts' and gate's training: measured 0.666 through this chain (0.665 in
+# tests/test_crack_models.py outside ROS; v1 measured 0.641), floor = measured - 0.08.
+IOU_FLOOR = 0.58
 
 pytestmark = pytest.mark.skipif(not MANIFEST.is_file(), reason='no shipped crack models')
 

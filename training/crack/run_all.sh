@@ -3,7 +3,7 @@
 #   bash training/crack/run_all.sh [DATA_ROOT (default ../shared/data)] [RUN_DIR]
 # DATA_ROOT holds deepcrack_train, crack_uav and crack_crackmap (see its MANIFEST.md).
 # Budget: about 75 min of wall clock on a shared 2-core machine (one thread per process; the
-# final fold runs beside the LODO folds).
+# five training processes side by side: the two final experts and the three LODO folds).
 # 1. experts, leave-one-dataset-out (LODO) folds: train on the two other sets' train splits,
 #    predict the left-out set (out-of-fold) and the training sets' val splits;
 #    final experts: train on all three sets' train splits (bundled samples never trained on)
@@ -19,15 +19,17 @@ export OMP_NUM_THREADS=1
 PY=.venv/bin/python
 T=training/crack
 MODELS=src/edge_perception/models/crack
-(
-  $PY $T/train_experts.py "$DATA" --fold final --out "$RUN" --experts lite0_unet --steps 500
-  $PY $T/train_experts.py "$DATA" --fold final --out "$RUN" --experts lite0_s8 --steps 400
-) &
-FINAL=$!
+# Five independent one-thread processes (they share nothing but the read-only data).
+PIDS=()
+$PY $T/train_experts.py "$DATA" --fold final --out "$RUN" --experts lite0_unet --steps 500 &
+PIDS+=($!)
+$PY $T/train_experts.py "$DATA" --fold final --out "$RUN" --experts lite0_s8 --steps 400 &
+PIDS+=($!)
 for fold in deepcrack uav crackmap; do
-  $PY $T/train_experts.py "$DATA" --fold $fold --out "$RUN" --steps 160
+  $PY $T/train_experts.py "$DATA" --fold $fold --out "$RUN" --steps 160 &
+  PIDS+=($!)
 done
-wait $FINAL
+for pid in "${PIDS[@]}"; do wait "$pid"; done
 $PY $T/train_gate.py "$DATA" --run "$RUN"
 for fold in deepcrack uav crackmap; do
   $PY $T/export_onnx.py --run "$RUN" --fold $fold

@@ -133,7 +133,12 @@ def main(argv=None):
     log(f'fold {args.fold}: train on {train_sets} '
         f'({sum(len(p[2]) for p in pool)} images), predict {len(targets)}; args {vars(args)}')
     summary_path = os.path.join(out, 'summary.json')
-    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+
+    def update_summary(name, **figures):     # re-read: another process may train this fold
+        summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+        summary.setdefault(name, {}).update(figures)
+        json.dump(summary, open(summary_path, 'w'), indent=1)
+
     for e_idx, name in enumerate(args.experts.split(',')):
         if name not in EXPERTS:
             raise SystemExit(f'unknown expert {name}')
@@ -152,16 +157,15 @@ def main(argv=None):
             log(f'{name}: {count_parameters(model)} trainable parameters, {args.steps} steps')
             model, seconds = train_one(name, pool, args.steps, seed, args, log)
             torch.save(model.state_dict(), weights)
-            summary[name] = {'train_s': round(seconds, 1), 'steps': args.steps,
-                             'params': count_parameters(model)}
+            update_summary(name, train_s=round(seconds, 1), steps=args.steps,
+                           params=count_parameters(model))
         t0 = time.perf_counter()
         preds = {}
         for s, i in targets:
             prob = predict(model, data[s]['images'][i])
             preds[f'{s}/{data[s]["stems"][i]}'] = np.round(prob * 255).astype(np.uint8)
         np.savez_compressed(pred_path, **preds)
-        summary.setdefault(name, {})['predict_s'] = round(time.perf_counter() - t0, 1)
-        json.dump(summary, open(summary_path, 'w'), indent=1)
+        update_summary(name, predict_s=round(time.perf_counter() - t0, 1))
         log(f'{name}: predictions written ({time.perf_counter() - t0:.0f} s)')
     log('done')
     return 0

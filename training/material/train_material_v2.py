@@ -2,7 +2,10 @@
 """Material classifier v2: fine-tune ImageNet EfficientNet-Lite0 on TrashNet + belt crops; ONNX.
 
     python training/material/train_material_v2.py --data /work/shared/data/trashnet \
-        --cache /tmp/matbelt --out OUT [--epochs 5] [--input-size 160] [--ship int8]
+        --cache /tmp/matbelt --out OUT [--epochs 5] [--input-size 160] [--ship fp16]
+
+The shipped model is two runs (models/material/MODEL_CARD.md): the defaults (--out RUN1), then
+`--init RUN1/last.pt --epochs 2 --lr 0.006 --warmup-epochs 0.2 --out RUN2`.
 
 DATA holds train/<class>/*.jpg and val/<class>/*.jpg (TrashNet). CACHE is belt_augment.py's
 cut-out cache, filled on first use (GrabCut, 0.3-0.9 s a photo, once): the first
@@ -23,8 +26,8 @@ Data per epoch (the belt recipe of train_material_belt.py): every TrashNet *trai
 (TrashNet *train* cut-outs composited on procedural backgrounds and cut out by their box + 10 %
 pad, belt_augment.py), mixed in one shuffled order. SGD (Nesterov), warm-up + cosine, label
 smoothing, class weights for the rare `trash`, EMA of the weights. The **last** EMA weights are
-exported: no epoch or variant is picked on validation data; TrashNet val and belt crops of
-TrashNet *val* cut-outs are only logged per epoch.
+exported: no epoch is picked on validation data; TrashNet val and belt crops of TrashNet *val*
+cut-outs are only logged per epoch (the FP32/FP16/INT8 comparison is in the model card).
 
 Export: OUT/fp32.onnx (checked against torch), OUT/fp16.onnx (weights stored as float16 and cast
 to float32 in the graph: half the size, float32 compute, so it runs on every onnxruntime CPU
@@ -163,16 +166,16 @@ def int8_qdq(src: Path, dst: Path, calibration_inputs, workdir: Path):
                     calibrate_method=CalibrationMethod.MinMax)
 
 
-def copy_metadata(src: Path, dst: Path):
-    """Copy the metadata (class_names, input_size, ...) of src onto dst, and the sidecar."""
+def copy_metadata(src: Path, dst: Path, variant: str):
+    """Copy src's metadata (class_names, input_size, ...) and sidecar to dst; name its variant."""
     import onnx
-    source = onnx.load(str(src))
+    source = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
     proto = onnx.load(str(dst))
-    existing = {p.key for p in proto.metadata_props}
-    for prop in source.metadata_props:
-        if prop.key not in existing:
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = prop.key, prop.value
+    metadata = {**{p.key: p.value for p in proto.metadata_props}, **source, 'variant': variant}
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.save(proto, str(dst))
     shutil.copyfile(runtime.classes_path_for(src), runtime.classes_path_for(dst))
 
@@ -195,6 +198,9 @@ def main(argv=None):
     parser.add_argument('--data', type=Path, required=True, help='TrashNet folder: train/, val/')
     parser.add_argument('--cache', type=Path, required=True, help='belt_augment cut-out cache')
     parser.add_argument('--out', type=Path, required=True, help='output folder')
+    parser.add_argument('--init', type=Path, default=None,
+                        help="continue from this run's last.pt (EMA weights) instead of the "
+                        'ImageNet weights')
     parser.add_argument('--epochs', type=int, default=5)
     parser.add_argument('--input-size', type=int, default=160)
     parser.add_argument('--batch-size', type=int, default=32)
@@ -219,7 +225,7 @@ def main(argv=None):
     parser.add_argument('--monitor-composites', type=int, default=60)
     parser.add_argument('--calibration-images', type=int, default=256,
                         help='INT8 calibration inputs (half train photos, half train belt crops)')
-    parser.add_argument('--ship', choices=VARIANTS, default='int8',
+    parser.add_argument('--ship', choices=VARIANTS, default='fp16',
                         help=f'variant copied to OUT/{SHIPPED_NAME}')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-batches', type=int, default=0,
@@ -279,6 +285,11 @@ def main(argv=None):
     class_weights = torch.tensor((counts.mean() / counts) ** 0.5, dtype=torch.float32)
 
     model = MaterialLite0(pretrained_lite0(num_classes, size, args.dropout))
+    if args.init is not None:
+        checkpoint = torch.load(args.init, map_location='cpu')
+        if checkpoint['class_names'] != class_names or checkpoint['input_size'] != size:
+            raise SystemExit(f'{args.init}: classes/input size differ from this run')
+        model.load_state_dict(checkpoint['state_dict'])
     frozen = frozen_modules(model, args.freeze_blocks)
     for module in frozen:
         module.requires_grad_(False)
@@ -353,7 +364,8 @@ def main(argv=None):
                          'composites of TrashNet train cut-outs (training/material/'
                          'belt_augment.py)',
         'recipe': 'training/material/train_material_v2.py, last EMA weights (no selection)',
-        'epoch': str(args.epochs), 'seed': str(args.seed)}
+        'epoch': str(args.epochs), 'seed': str(args.seed),
+        'init': str(args.init) if args.init else 'ImageNet weights'}
     paths = {name: args.out / f'{name}.onnx' for name in VARIANTS}
     export_onnx(final_model, paths['fp32'], class_names, size, {**metadata, 'variant': 'fp32'})
     difference = max(check_onnx_matches_torch(final_model, paths['fp32'], val_inputs[:16]),
@@ -369,7 +381,7 @@ def main(argv=None):
         + [runtime.preprocess(belt_array[i], size) for i in belt_pick])
     int8_qdq(paths['fp32'], paths['int8'], calibration, args.out)
     for name in ('fp16', 'int8'):
-        copy_metadata(paths['fp32'], paths[name])
+        copy_metadata(paths['fp32'], paths[name], name)
     variants = {}
     for name, path in paths.items():
         # The real loader must accept it (metadata, sidecar, shapes).

@@ -1,6 +1,7 @@
 """Material classification of item crops (cardboard, glass, metal, paper, plastic, trash).
 
-Runtime for the small CNN trained by `training/material/train_material.py` and exported to ONNX.
+Runtime for the ONNX classifier trained by `training/material/train_material_v2.py` (an
+ImageNet-pretrained EfficientNet-Lite0 fine-tuned on TrashNet and belt crops; see its model card).
 Pure numpy + OpenCV + onnxruntime: no rclpy and no torch, so it runs on the robot as-is.
 
 Model contract (written by the training script, checked here):
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 
 DEFAULT_MODEL_PATH = (Path(__file__).resolve().parent.parent
-                      / 'models' / 'material' / 'material_cnn.onnx')
+                      / 'models' / 'material' / 'material_effnet_lite0.onnx')
 CLASSES_SUFFIX = '.classes.txt'
 METADATA_CLASS_NAMES = 'class_names'
 METADATA_INPUT_SIZE = 'input_size'
