@@ -148,6 +148,7 @@ def test_lidar_sources(bag_dir, tmp_path, source, topic, bag_options):
             figures, alerts, _ = replay_collision_scenario(graph, probe, scenario, bag, [topic])
             RESULTS[f'{source}_{name}'] = dict(figures.summary(),
                                                coverage=coverage(figures, alerts, scenario))
+            assert figures.unmatched_alerts == 0, figures.unmatched_stamps_s
             assert RESULTS[f'{source}_{name}']['coverage'] >= 0.9, RESULTS[f'{source}_{name}']
             if expect:
                 assert not figures.missed and figures.lead_time_s >= 2.0, figures.summary()
