@@ -13,11 +13,22 @@ from edge_perception.bags import write_scenario_bag
 from edge_perception.harness.replay import collision_probe, replay_collision_scenario
 from edge_perception.harness.runner import NodeGraph
 from edge_perception.harness.scenarios import scenario_by_name
+from edge_perception.msg import CollisionAlert
 import pytest
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / 'config' / 'collision.yaml'
 DEPTH_INPUTS = ['/depth/image_raw', '/depth/camera_info']
+DEPTH_FRAME = 'camera_depth_optical_frame'      # write_scenario_bag's depth frame_id
 RESULTS = {}
+
+
+@pytest.fixture(scope='module', autouse=True)
+def figures_table():
+    """Print the figures of every scenario run once the module is done (seen with pytest -s)."""
+    yield
+    for name, summary in RESULTS.items():
+        print(name, {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
+                     for k, v in summary.items()})
 
 
 @pytest.fixture(scope='module')
@@ -55,6 +66,7 @@ def run(chain, bag_dir, name, inputs=DEPTH_INPUTS, **kwargs):
     bag = write_scenario_bag(scenario, bag_dir / name)
     figures, alerts, commands = replay_collision_scenario(graph, probe, scenario, bag, inputs)
     RESULTS[name] = dict(figures.summary(), coverage=coverage(figures, alerts, scenario))
+    assert figures.unmatched_alerts == 0, f'alert stamps of no frame: {figures.unmatched_stamps_s}'
     assert RESULTS[name]['coverage'] >= 0.9, f'alerts lost on the way: {RESULTS[name]}'
     return figures, alerts, commands
 
@@ -91,11 +103,31 @@ def test_walking_to_a_wall_gives_tti_but_no_warning(chain, bag_dir):
 
 
 def test_every_output_copies_the_input_header(chain, bag_dir):
-    figures, alerts, commands = run(chain, bag_dir, 'approach')
-    judged = [a for a in alerts if a.level != 4]
-    # Stamps map back onto scenario frame stamps exactly (restamp offset removed).
+    _, probe = chain
+    _, records, _ = run(chain, bag_dir, 'approach')    # run() asserts no unmatched stamp
     frame_stamps = {round(f.stamp_s, 6) for f in scenario_by_name('approach').frames}
-    assert all(round(a.scenario_stamp_s, 6) in frame_stamps for a in judged)
+    judged = [a for a in records if a.level != CollisionAlert.LEVEL_SENSOR_LOST]
+    assert judged and all(round(a.scenario_stamp_s, 6) in frame_stamps for a in judged)
+    # The raw messages of this replay (the probe is cleared at the start of each replay).
+    # From the first frame's alert on: before any frame (a fresh node's watchdog) no header
+    # exists to copy.
+    alerts = [m for m, _ in probe.snapshot('collision_alert')]
+    alerts = alerts[next(i for i, m in enumerate(alerts)
+                         if m.level != CollisionAlert.LEVEL_SENSOR_LOST):]
+    commands = [m for m, _ in probe.snapshot('haptic_command')]
+    commands = commands[next(i for i, m in enumerate(commands)
+                             if m.level != CollisionAlert.LEVEL_SENSOR_LOST):]
+    assert {m.header.frame_id for m in alerts} == {DEPTH_FRAME}
+    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in alerts
+              if m.level != CollisionAlert.LEVEL_SENSOR_LOST]
+    assert len(set(stamps)) == len(stamps), 'two alerts with one stamp'
+    # Haptic commands render alerts: the frame_id and the stamp of the alert they render.
+    rendered = [c for c in commands if c.level != CollisionAlert.LEVEL_SENSOR_LOST]
+    assert any(c.level == CollisionAlert.LEVEL_CRITICAL for c in rendered)
+    assert {c.header.frame_id for c in commands} == {DEPTH_FRAME}
+    for command in rendered:
+        stamp = command.header.stamp.sec * 10**9 + command.header.stamp.nanosec
+        assert stamp in stamps, f'haptic command stamped {stamp}: no alert has that stamp'
 
 
 @pytest.mark.parametrize('source,topic,bag_options', [
@@ -116,6 +148,7 @@ def test_lidar_sources(bag_dir, tmp_path, source, topic, bag_options):
             figures, alerts, _ = replay_collision_scenario(graph, probe, scenario, bag, [topic])
             RESULTS[f'{source}_{name}'] = dict(figures.summary(),
                                                coverage=coverage(figures, alerts, scenario))
+            assert figures.unmatched_alerts == 0, figures.unmatched_stamps_s
             assert RESULTS[f'{source}_{name}']['coverage'] >= 0.9, RESULTS[f'{source}_{name}']
             if expect:
                 assert not figures.missed and figures.lead_time_s >= 2.0, figures.summary()
@@ -124,11 +157,3 @@ def test_lidar_sources(bag_dir, tmp_path, source, topic, bag_options):
                 assert figures.false_alert_frames == 0, figures.summary()
     finally:
         graph.shutdown()
-
-
-def test_print_figures(chain):
-    """Print the figures table (pytest -s) for the closing note; runs last in this module."""
-    for name, summary in RESULTS.items():
-        print(name, {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
-                     for k, v in summary.items()})
-    assert RESULTS

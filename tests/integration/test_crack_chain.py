@@ -1,15 +1,19 @@
 """The crack chain over real DDS: image + depth + camera info -> crack_segmentation.
 
-On the bundled DeepCrack samples (flat surface at 0.5 m, fx = 1000 px: one pixel spans 0.5 mm),
-asserts the published mask's IoU against ground truth, the header, the millimetre widths
-(width_mm = width_px * Z / fx) and the severity class; without camera info the millimetre fields
-are flagged invalid and the severity is UNKNOWN, never guessed.
+The bundled DeepCrack samples are seen twice, on a flat surface at 0.2 m through two focal
+lengths (one pixel spans 0.02 mm, then 0.004 mm), so that by the ground-truth masks some cracks
+are below 0.1 mm (monitor) and some above (repair). Asserted against the ground truth the test
+owns: the published mask's IoU, each frame's max width in px, and the severity class where the
+ground-truth width in mm is clearly on one side of the bin edge; and the header and the
+conversion width_mm = width_px * Z / fx. Without camera info the millimetre fields are flagged
+invalid and the severity is UNKNOWN, never guessed. The tolerances are for any decent model (the
+crack models are retrained from time to time), not today's exact outputs.
 """
 import math
 import pathlib
 
 from edge_perception.conversions import image_to_numpy, stamp_to_seconds
-from edge_perception.core.crack import segmentation_metrics
+from edge_perception.core.crack import crack_geometry, metric_widths, segmentation_metrics
 from edge_perception.harness.replay import play_bag, Probe, wait_until
 from edge_perception.harness.runner import NodeGraph
 from edge_perception.harness.samples import crack_frames, write_crack_bag
@@ -25,12 +29,37 @@ MANIFEST = ROOT / 'src/edge_perception/models/crack/moe.yaml'
 # held out of the final experts' and gate's training: measured 0.666 through this chain (0.665 in
 # tests/test_crack_models.py outside ROS; v1 measured 0.641), floor = measured - 0.08.
 IOU_FLOOR = 0.58
+DEPTH_M = 0.2
+FOCAL_PX = (10000.0, 50000.0)      # 0.02 and 0.004 mm per pixel at DEPTH_M
+# Max width (px) of the published mask vs the ground-truth mask's (both by core.crack_geometry):
+# within WIDTH_TOLERANCE_PX or WIDTH_TOLERANCE_REL of the ground truth, whichever is larger.
+# Measured with the v1 top-2 mixture: errors -0.9, +0.5, +2.6, +0.5, +1.3 px on the five
+# samples (ground truth 19.9, 23.2, 9.8, 3.0, 9.0 px).
+WIDTH_TOLERANCE_PX = 4.0
+WIDTH_TOLERANCE_REL = 0.35
+REPAIR_MM = 0.1                    # the severity bin edge (config/crack_inspection.yaml)
 
 pytestmark = pytest.mark.skipif(not MANIFEST.is_file(), reason='no shipped crack models')
 
 
+def two_scale_frames():
+    """Return the crack frames at DEPTH_M through each focal length of FOCAL_PX, 1 s apart."""
+    frames = []
+    for fx in FOCAL_PX:
+        frames += crack_frames(depth_m=DEPTH_M, fx=fx, period_s=1.0,
+                               start_s=200.0 + len(frames) * 1.0)
+    return frames
+
+
+def truth_width(gt, depth, k):
+    """Return the ground-truth mask's (max width px, max width mm)."""
+    geometry = crack_geometry(gt)
+    metric = metric_widths(geometry, gt, depth, k[0], k[4])
+    return geometry.max_width_px, metric.max_width_mm
+
+
 def run_chain(tmp_path, namespace, extra_yaml=''):
-    frames = crack_frames(depth_m=0.5, fx=1000.0)
+    frames = two_scale_frames()
     bag = write_crack_bag(tmp_path / 'cracks', frames)
     files = [ROOT / 'config/crack_inspection.yaml']
     if extra_yaml:
@@ -62,10 +91,14 @@ def run_chain(tmp_path, namespace, extra_yaml=''):
 
 def test_masks_widths_and_severity(tmp_path):
     by_stamp, results = run_chain(tmp_path, 'crack')
-    assert len(results) >= len(by_stamp) - 1, 'frames lost'
+    stamps = [round(stamp_to_seconds(m.header.stamp), 6) for m in results]
+    assert len(set(stamps)) == len(stamps) and set(stamps) <= set(by_stamp)
+    # Sensor QoS keeps the freshest frame: one frame may be skipped under load, not more.
+    assert len(results) >= len(by_stamp) - 1, f'{len(by_stamp) - len(results)} frames lost'
     tp = fp = fn = 0
+    judged = {}           # expected severity label -> frames where it was asserted
     for msg in results:
-        stamp, rgb, _, gt, name, k = by_stamp[round(stamp_to_seconds(msg.header.stamp), 6)]
+        stamp, rgb, depth, gt, name, k = by_stamp[round(stamp_to_seconds(msg.header.stamp), 6)]
         assert msg.header.frame_id == 'inspection_camera_optical_frame'
         assert msg.mask.header.stamp == msg.header.stamp
         mask = image_to_numpy(msg.mask) > 127
@@ -74,17 +107,30 @@ def test_masks_widths_and_severity(tmp_path):
         tp, fp, fn = tp + counts['tp'], fp + counts['fp'], fn + counts['fn']
         assert msg.strategy == 'topk' and len(msg.experts_used) == 2
         assert math.isclose(sum(msg.expert_weights), 1.0, rel_tol=1e-4)
-        assert msg.metric_valid and math.isclose(msg.depth_m, 0.5, rel_tol=1e-3)
+        assert msg.metric_valid and math.isclose(msg.depth_m, DEPTH_M, rel_tol=1e-3)
         # width_mm = width_px * Z / fx, exactly, at this flat depth.
-        assert math.isclose(msg.max_width_mm, msg.max_width_px * 0.5 / 1000.0 * 1000.0,
+        assert math.isclose(msg.max_width_mm, msg.max_width_px * DEPTH_M / k[0] * 1000.0,
                             rel_tol=1e-3)
-        expected = 'repair' if msg.max_width_mm >= 0.1 else 'monitor'
-        assert msg.severity_label == expected
-        print(f'{name}: IoU {counts["iou"]:.3f}, length {msg.length_mm:.0f} mm, max width '
-              f'{msg.max_width_mm:.2f} mm -> {msg.severity_label}, experts {msg.experts_used}')
+        # The class is the bin of the published max width (the documented rule) ...
+        assert msg.severity_label == ('repair' if msg.max_width_mm >= REPAIR_MM else 'monitor')
+        # ... and against the ground truth: the width in px, and the class where unambiguous.
+        true_px, true_mm = truth_width(gt, depth, k)
+        tolerance = max(WIDTH_TOLERANCE_PX, WIDTH_TOLERANCE_REL * true_px)
+        assert abs(msg.max_width_px - true_px) <= tolerance, (
+            f'{name}: max width {msg.max_width_px:.1f} px, ground truth {true_px:.1f} px')
+        # Severity is asserted where every width within the tolerance gives the same class.
+        mm_per_px = true_mm / true_px
+        low, high = (true_px - tolerance) * mm_per_px, (true_px + tolerance) * mm_per_px
+        if low >= REPAIR_MM or high < REPAIR_MM:
+            expected = 'repair' if true_mm >= REPAIR_MM else 'monitor'
+            judged.setdefault(expected, []).append(name)
+            assert msg.severity_label == expected, (
+                f'{name} at fx {k[0]:.0f}: ground truth {true_mm:.3f} mm -> {expected}, '
+                f'got {msg.severity_label} ({msg.max_width_mm:.3f} mm)')
+    # The scene splits the bins: both classes were asserted, on several frames each.
+    assert len(judged.get('monitor', [])) >= 2 and len(judged.get('repair', [])) >= 2, judged
     pooled = tp / (tp + fp + fn)
-    print(f'crack chain: pooled IoU {pooled:.3f} over {len(results)} frames')
-    assert pooled >= IOU_FLOOR
+    assert pooled >= IOU_FLOOR, f'pooled IoU {pooled:.3f}'
 
 
 def test_without_intrinsics_millimetres_are_invalid_not_guessed(tmp_path):

@@ -117,6 +117,7 @@ def test_warning_in_time_and_tti_in_simulated_seconds(run):
     figures = collision_figures(scenario.name, scenario.frames, records)
     print(f'sim time: {figures.summary()}')                 # pytest -s, for the notes
     assert not figures.missed
+    assert figures.unmatched_alerts == 0, figures.unmatched_stamps_s    # stamps are bag stamps
     assert figures.detection_delay_s <= 0.5, figures.summary()   # bag time after it was due
     assert figures.lead_time_s >= 2.0, figures.summary()
     assert figures.median_tti_rel_error <= 0.10, figures.summary()

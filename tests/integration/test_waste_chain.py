@@ -1,24 +1,36 @@
 """The waste chain over real DDS: RGB + registered depth + camera info -> detector -> tracker.
 
-Asserts detections against the labels, stable track IDs across frames and 3D positions within a
-stated error of the ground truth, on the bundled belt sequence (edge_perception.harness.samples:
-each sample frame slides 6 px per frame at 5 Hz, like a conveyor, so every object moves).
+Asserts, against the labels of the bundled belt sequence (edge_perception.harness.samples: each
+sample frame slides 6 px per frame at 5 Hz, like a conveyor, so every object moves): every frame
+answered with its header, recall and false positives, the material of each matched object, 3D
+positions within a stated error, stable track IDs, and the debug image drawn only while
+subscribed. Bounds are the measured figures minus a stated margin (see each constant).
 """
-import math
 import pathlib
 
 from edge_perception.conversions import stamp_to_seconds
 from edge_perception.harness.replay import play_bag, Probe, wait_until
 from edge_perception.harness.runner import NodeGraph
-from edge_perception.harness.samples import waste_belt_frames, waste_camera, write_color_depth_bag
-from edge_perception.harness.waste_figures import match, position_error_m
+from edge_perception.harness.samples import (waste_belt_frames, waste_camera, WASTE_FRAME,
+                                             write_color_depth_bag)
+from edge_perception.harness.waste_figures import match, position_error_m, WasteScore
 from edge_perception.msg import DetectionArray
-from edge_perception.nodes.common import DATA_QOS
+from edge_perception.nodes.common import DATA_QOS, SENSOR_QOS
 import pytest
+from sensor_msgs.msg import Image
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODEL = next(iter(sorted((ROOT / 'src/edge_perception/models/detector').glob('*.onnx'))), None)
-POSITION_TOLERANCE_M = 0.05     # stated 3D error bound (depth noise of the samples ~mm)
+# Measured on this chain (24 frames, 78 labelled objects, shipped ONNX detector and TrashNet
+# material classifier, 2 shared CPU cores; pytest -s prints them): 24/24 frames answered, 76/78
+# objects matched, 15 unmatched detections, the labelled material on 42 of the 76 matched objects
+# (0.55; chance is 1/6), 3D error median 11.0 mm, p90 18 mm, max 35 mm. Each bound is the
+# measured figure with a stated margin for platform differences.
+RECALL_FLOOR = 0.80                  # measured 0.97
+FALSE_POSITIVES_MAX = 20             # measured 15 unmatched detections over the sequence
+MATERIAL_FLOOR = 0.45                # measured 0.55 (42/76) of matched objects
+POSITION_MEDIAN_MAX_M = 0.020        # measured 11.0 mm
+POSITION_MAX_M = 0.050               # measured 35 mm
 
 pytestmark = pytest.mark.skipif(MODEL is None, reason='no shipped detector model (.onnx)')
 
@@ -44,52 +56,99 @@ def run(tmp_path_factory):
         last = frames[-1][0] + player.offset_s
         probe.wait_for(lambda r: any(stamp_to_seconds(m.header.stamp) >= last - 1e-6
                                      for m, _ in r['tracks']), 10.0)
+        graph.remove_node(player.node)
         by_stamp = {round(f[0] + player.offset_s, 6): f for f in frames}
-        yield (by_stamp, probe.snapshot('detections'), probe.snapshot('tracks'), k,
-               graph.nodes['detector'])
+        yield {'by_stamp': by_stamp, 'detections': probe.snapshot('detections'),
+               'tracks': probe.snapshot('tracks'), 'k': k, 'graph': graph, 'frames': frames}
     finally:
         graph.shutdown()
 
 
+@pytest.fixture(scope='module', autouse=True)
+def figures_table(run):
+    """Print the measured figures once the module is done (seen with pytest -s)."""
+    yield
+    score = WasteScore(run['k'])
+    unmatched = 0
+    for msg, _ in run['detections']:
+        pairs = score.add(frame_of(run, msg)[3], list(msg.detections))
+        unmatched += len(msg.detections) - len(pairs)
+    errors = sorted(score.errors_m)
+    print('waste chain:', dict(score.figures(), unmatched_detections=unmatched,
+                               material_right=score.material_ok,
+                               position_error_mm_max=1000 * errors[-1] if errors else None,
+                               frames=len(run['by_stamp']),
+                               answered=len(run['detections'])))
+
+
+def frame_of(run, msg):
+    """Return the labelled frame a message answers (its stamp maps back onto the frame's)."""
+    stamp = round(stamp_to_seconds(msg.header.stamp), 6)
+    assert stamp in run['by_stamp'], f'output stamp {stamp} matches no input frame'
+    return run['by_stamp'][stamp]
+
+
+def test_every_frame_answered_with_its_header(run):
+    for topic in ('detections', 'tracks'):
+        stamps = [round(stamp_to_seconds(m.header.stamp), 6) for m, _ in run[topic]]
+        assert all(m.header.frame_id == WASTE_FRAME for m, _ in run[topic]), topic
+        assert all(d.header.frame_id == WASTE_FRAME and d.header.stamp == m.header.stamp
+                   for m, _ in run[topic] for d in m.detections), topic
+        assert len(stamps) == len(set(stamps)), f'{topic}: a frame answered twice'
+        # Sensor QoS keeps the freshest frame only, so one frame may be skipped under load.
+        lost = set(run['by_stamp']) - set(stamps)
+        assert len(lost) <= 1, f'{topic}: {len(lost)} of {len(run["by_stamp"])} frames lost'
+        assert not set(stamps) - set(run['by_stamp'])
+
+
 def test_detections_match_the_labels(run):
-    by_stamp, detections, _, _, _ = run
     matched = total = false_pos = 0
-    assert len(detections) >= 0.8 * len(by_stamp), 'frames lost'
-    for msg, _ in detections:
-        frame = by_stamp[round(stamp_to_seconds(msg.header.stamp), 6)]
-        assert msg.header.frame_id == 'camera_color_optical_frame'
-        pairs = match(frame[3], list(msg.detections))
+    for msg, _ in run['detections']:
+        truth = frame_of(run, msg)[3]
+        pairs = match(truth, list(msg.detections))
         matched += len(pairs)
-        total += len(frame[3])
+        total += len(truth)
         false_pos += len(msg.detections) - len(pairs)
+    # Frames lost count as misses: recall is over every labelled object of the sequence.
+    total += sum(len(f[3]) for s, f in run['by_stamp'].items()
+                 if s not in {round(stamp_to_seconds(m.header.stamp), 6)
+                              for m, _ in run['detections']})
     recall = matched / total
-    print(f'waste chain: recall@IoU0.5 {recall:.3f} ({matched}/{total}), '
-          f'unmatched detections {false_pos}')
-    assert recall >= 0.8
+    assert recall >= RECALL_FLOOR, f'recall {recall:.3f} ({matched}/{total})'
+    assert false_pos <= FALSE_POSITIVES_MAX, f'{false_pos} unmatched detections'
 
 
-def test_3d_positions_within_tolerance_and_materials_set(run):
-    by_stamp, detections, _, k, _ = run
+def test_materials_match_the_labels(run):
+    right = matched = 0
+    confusions = []
+    for msg, _ in run['detections']:
+        for obj, det in match(frame_of(run, msg)[3], list(msg.detections)):
+            assert 0.0 < det.material_confidence <= 1.0
+            matched += 1
+            right += det.material == obj['material']
+            if det.material != obj['material']:
+                confusions.append((obj['material'], det.material))
+    assert matched
+    assert right / matched >= MATERIAL_FLOOR, (right, matched, sorted(set(confusions)))
+
+
+def test_3d_positions_within_tolerance(run):
     errors = []
-    for msg, _ in detections:
-        frame = by_stamp[round(stamp_to_seconds(msg.header.stamp), 6)]
-        for obj, det in match(frame[3], list(msg.detections)):
+    for msg, _ in run['detections']:
+        for obj, det in match(frame_of(run, msg)[3], list(msg.detections)):
             assert det.position_valid and det.pick_point_valid
-            assert det.material and 0.0 < det.material_confidence <= 1.0
-            errors.append(position_error_m(obj, det, k))
+            errors.append(position_error_m(obj, det, run['k']))
+    assert errors
     errors.sort()
     median = errors[len(errors) // 2]
-    print(f'waste chain: 3D error median {median * 1000:.1f} mm, '
-          f'p90 {errors[int(0.9 * len(errors))] * 1000:.1f} mm over {len(errors)} detections')
-    assert median <= POSITION_TOLERANCE_M
+    assert median <= POSITION_MEDIAN_MAX_M, f'median {median * 1000:.1f} mm'
+    assert errors[-1] <= POSITION_MAX_M, f'max {errors[-1] * 1000:.1f} mm'
 
 
 def test_track_ids_are_stable_across_frames(run):
-    by_stamp, _, tracks, _, _ = run
     ids_of = {}        # (sequence, object source) -> set of track ids
-    for msg, _ in tracks:
-        frame = by_stamp[round(stamp_to_seconds(msg.header.stamp), 6)]
-        for obj, det in match(frame[3], list(msg.detections)):
+    for msg, _ in run['tracks']:
+        for obj, det in match(frame_of(run, msg)[3], list(msg.detections)):
             assert det.track_id >= 1
             ids_of.setdefault((obj['sequence'], obj['source']), set()).add(det.track_id)
     assert ids_of, 'no tracks matched the labels'
@@ -100,13 +159,58 @@ def test_track_ids_are_stable_across_frames(run):
             owners.setdefault(track_id, set()).add(obj)
     shared = {i: o for i, o in owners.items() if len(o) > 1}
     assert not shared, f'track ids reused for different objects: {shared}'
-    print(f'waste chain: {len(ids_of)} objects tracked, {switches} ID switches')
     assert switches <= max(1, len(ids_of) // 10)
     # Objects moving at 6 px per 0.2 s get a velocity estimate.
-    assert any(d.velocity_valid for m, _ in tracks for d in m.detections)
+    assert any(d.velocity_valid for m, _ in run['tracks'] for d in m.detections)
 
 
-def test_debug_image_only_drawn_when_subscribed(run):
-    *_, detector = run
-    assert detector.debug_pub.get_subscription_count() == 0
-    assert math.isfinite(float(detector.diagnostics.latency.summary()['latency_ms.p50']))
+def test_debug_image_only_drawn_when_subscribed(run, tmp_path):
+    graph, detector = run['graph'], run['graph'].nodes['detector']
+    drawn = []
+    draw = detector._debug_image
+
+    def spy(header, rgb, out):
+        drawn.append(stamp_to_seconds(header.stamp))
+        return draw(header, rgb, out)
+
+    detector._debug_image = spy
+    frames = run['frames'][:4]
+    width, height, k = waste_camera()
+    inputs = ['/camera/image_raw', '/camera/camera_info', '/camera/depth_registered/image_raw']
+
+    def replay(name, probe):
+        bag = write_color_depth_bag(tmp_path / name, frames, width, height, k)
+        player = play_bag(graph, bag, inputs, player_name=f'player_{name}')
+        last = frames[-1][0] + player.offset_s
+        assert probe.wait_for(lambda r: any(stamp_to_seconds(m.header.stamp) >= last - 1e-6
+                                            for m, _ in r['detections']), 15.0)
+        graph.remove_node(player.node)
+        return player.offset_s
+
+    # Subscribed: a bgr8 image of the input's size, with the input's header, per detection frame.
+    probe = graph.add_node(Probe(graph.context, {
+        'detections': (DetectionArray, DATA_QOS),
+        'detections/debug_image': (Image, SENSOR_QOS)}, name='debug_probe', namespace='waste'))
+    assert wait_until(lambda: detector.debug_pub.get_subscription_count() > 0, 15.0)
+    assert wait_until(lambda: probe.matched_publishers('detections') > 0, 15.0)
+    replay('subscribed', probe)
+    answered = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+                for m, _ in probe.snapshot('detections')}
+    assert probe.wait_for(lambda r: len(r['detections/debug_image']) >= 1, 5.0)
+    images = [m for m, _ in probe.snapshot('detections/debug_image')]
+    for image in images:
+        assert image.encoding == 'bgr8' and (image.width, image.height) == (width, height)
+        assert image.header.frame_id == WASTE_FRAME
+        assert image.header.stamp.sec * 10**9 + image.header.stamp.nanosec in answered
+    graph.remove_node(probe)
+    # Unsubscribed: frames are still detected, no debug image is drawn.
+    assert wait_until(lambda: detector.debug_pub.get_subscription_count() == 0, 15.0)
+    drawn.clear()
+    probe = graph.add_node(Probe(graph.context, {'detections': (DetectionArray, DATA_QOS)},
+                                 name='plain_probe', namespace='waste'))
+    assert wait_until(lambda: probe.matched_publishers('detections') > 0, 15.0)
+    replay('unsubscribed', probe)
+    assert len(probe.snapshot('detections')) >= len(frames) - 1
+    assert drawn == [], f'{len(drawn)} debug images drawn with no subscriber'
+    graph.remove_node(probe)
+    detector._debug_image = draw

@@ -55,6 +55,11 @@ class CollisionFigures:
     alert_latency_ms: List[float] = field(default_factory=list)    # sensor stamp -> alert rx
     haptic_latency_ms: List[float] = field(default_factory=list)   # sensor stamp -> command rx
     first_warning_stamp_s: Optional[float] = None
+    sensor_lost_alerts: int = 0      # SENSOR_LOST alerts (not judged against ground truth)
+    # Alerts whose stamp matches no scenario frame (a corrupted or invented header stamp):
+    # counted and listed, never judged, so a test can assert there are none.
+    unmatched_alerts: int = 0
+    unmatched_stamps_s: List[float] = field(default_factory=list)
 
     def summary(self) -> dict:
         """Return a JSON-friendly dict with percentiles instead of raw lists."""
@@ -74,6 +79,8 @@ class CollisionFigures:
             'haptic_latency_ms_p50': pct(self.haptic_latency_ms, 50),
             'haptic_latency_ms_p99': pct(self.haptic_latency_ms, 99),
             'haptic_samples': len(self.haptic_latency_ms),
+            'sensor_lost_alerts': self.sensor_lost_alerts,
+            'unmatched_alerts': self.unmatched_alerts,
         }
 
 
@@ -84,7 +91,9 @@ def collision_figures(name, frames, alerts: Sequence[AlertRecord],
 
     frames: ScenarioFrame-like objects (stamp_s, true_tti_s, expect_alert). Alerts are matched to
     frames by stamp (the node copies the sensor header). TTI error is judged where the truth is
-    below tti_window_s (where it matters) and both are finite.
+    below tti_window_s (where it matters) and both are finite. SENSOR_LOST alerts are counted,
+    not judged; an alert of any other level whose stamp is further than stamp_tolerance_s from
+    every frame is counted in unmatched_alerts (with its stamp), never silently dropped.
     """
     stamps = np.array([f.stamp_s for f in frames])
     expected_any = any(f.expect_alert for f in frames)
@@ -92,11 +101,17 @@ def collision_figures(name, frames, alerts: Sequence[AlertRecord],
     judged = false_frames = 0
     errors, latencies = [], []
     first_warning = None
+    sensor_lost = 0
+    unmatched = []
     for alert in alerts:
-        if alert.level == SENSOR_LOST or not len(stamps):
+        if alert.level == SENSOR_LOST:
+            sensor_lost += 1
             continue
-        index = int(np.argmin(np.abs(stamps - alert.scenario_stamp_s)))
-        if abs(stamps[index] - alert.scenario_stamp_s) > stamp_tolerance_s:
+        index = (int(np.argmin(np.abs(stamps - alert.scenario_stamp_s))) if len(stamps)
+                 else None)
+        if (index is None or not math.isfinite(alert.scenario_stamp_s)
+                or abs(stamps[index] - alert.scenario_stamp_s) > stamp_tolerance_s):
+            unmatched.append(alert.scenario_stamp_s)
             continue
         frame = frames[index]
         judged += 1
@@ -129,4 +144,6 @@ def collision_figures(name, frames, alerts: Sequence[AlertRecord],
         tti_rel_errors=errors,
         median_tti_rel_error=float(np.median(errors)) if errors else math.nan,
         alert_latency_ms=latencies, haptic_latency_ms=haptic,
-        first_warning_stamp_s=first_warning.stamp_s if raised else None)
+        first_warning_stamp_s=first_warning.stamp_s if raised else None,
+        sensor_lost_alerts=sensor_lost, unmatched_alerts=len(unmatched),
+        unmatched_stamps_s=unmatched)
