@@ -83,28 +83,35 @@ def thrown_ball():
     A ball thrown over 9 m at 6 m/s falls 11 m below its straight line in the 1.45 s flight,
     so it arrives from about 50 degrees above; the camera (1.5 m up) is pitched up 28 degrees
     so that the whole flight is in view, as a drone or a person looking at the thrower sees it.
+    The ball is held still at the release point for the first 0.5 s (the camera is running
+    before the throw), so the lead time is measured on a running stream.
     """
-    radius, contact_m, flight_s = 0.125, 0.3, 1.45
+    radius, contact_m, flight_s, hold_s = 0.125, 0.3, 1.45, 0.5
     cam = np.array([0.0, 0.0, 1.5])
     start = np.array([9.0, 0.6, 2.5])
     end = cam + np.array([contact_m, 0.0, 0.0])
     v0 = (end - start - 0.5 * np.array([0, 0, -G]) * flight_s ** 2) / flight_s
 
     def position(t):
+        # Held still at the release point for hold_s (the camera is already running), thrown.
+        t = max(t - hold_s, 0.0)
         return start + v0 * t + 0.5 * np.array([0, 0, -G]) * t * t
 
+    # A building 15 m away behind the thrower: the view up is not sky (out of range) alone.
     bodies = (f'<body name="obj" mocap="true"><geom type="sphere" size="{radius}" '
-              f'rgba=".9 .4 .1 1"/></body>')
+              f'rgba=".9 .4 .1 1"/></body>'
+              '<geom type="box" pos="15.5 0 20" size="0.5 12 20" rgba=".6 .5 .5 1"/>')
     pitch = math.radians(28.0)
     forward, _, _ = camera_axes(pitch)
-    times = stamps(flight_s - 0.05)
+    times = stamps(hold_s + flight_s - 0.05)
 
     def depth_of(t):
         return float(np.dot(position(t) - cam, forward)) - radius
 
     frames = [{'t': t, 'cam': cam, 'obj': position(t)} for t in times]
     truth = _truth(times, depth_of)
-    meta = {'contact_time_s': flight_s, 'launch_speed_mps': float(np.linalg.norm(v0)),
+    meta = {'release_time_s': hold_s, 'contact_time_s': hold_s + flight_s,
+            'launch_speed_mps': float(np.linalg.norm(v0)),
             'closing_speed_mps': float(-v0[0]), 'ball_diameter_m': 2 * radius,
             'start_distance_m': float(np.linalg.norm(start - cam))}
     return bodies, pitch, frames, truth, meta, 'ball lobbed from 9 m, arriving from above'
@@ -187,6 +194,40 @@ def pedestrian_crossing():
         'pedestrian crossing 3.5 m ahead at 1.4 m/s'
 
 
+def near_pass():
+    """Fly a 0.3 m ball at 5 m/s straight past the camera, 0.8 m to its side, from 10 m."""
+    radius = 0.15
+    cam = np.array([0.0, 0.0, 1.5])
+    bodies = (f'<body name="obj" mocap="true"><geom type="sphere" size="{radius}" '
+              f'rgba=".9 .9 .1 1"/></body>')
+
+    def ahead(t):                       # still for 0.5 s, then at 5 m/s
+        return 10.0 - 5.0 * max(t - 0.5, 0.0)
+    times = stamps(2.2)
+    frames = [{'t': t, 'cam': cam, 'obj': np.array([ahead(t), -0.8, 1.6])} for t in times]
+    return bodies, 0.0, frames, _truth(times, lambda t: ahead(t) - radius), {}, \
+        'ball hovering at 10 m for 0.5 s, then flying at 5 m/s past the camera, 0.8 m aside'
+
+
+def two_drones():
+    """Approach a drone head-on at 3.5 m/s from 10 m while a nearer one crosses at 4 m."""
+    half = (0.25, 0.25, 0.06)
+    cam = np.array([0.0, 0.0, 1.5])
+
+    def drone(name):
+        return (f'<body name="{name}" mocap="true"><geom type="box" size="{half[0]} {half[1]} '
+                f'{half[2]}" rgba=".2 .2 .2 1"/></body>')
+
+    def ahead(t):                       # hovering for 0.5 s, then at 3.5 m/s
+        return 10.0 - 3.5 * max(t - 0.5, 0.0)
+    times = stamps(2.7)
+    frames = [{'t': t, 'cam': cam, 'obj': np.array([ahead(t), 0.3, 1.6]),
+               'obj2': np.array([4.0, 3.0 - 2.5 * t, 1.5])} for t in times]
+    return drone('obj') + drone('obj2'), 0.0, frames, \
+        _truth(times, lambda t: ahead(t) - half[0]), {}, \
+        'drone hovering at 10 m, then approaching at 3.5 m/s, while another crosses 4 m ahead'
+
+
 def _truth(times, depth_of, moving=True):
     """Ground truth per frame from the optical-axis depth of the object that matters."""
     out = []
@@ -206,7 +247,8 @@ def _truth(times, depth_of, moving=True):
 
 SCENES = {'thrown_ball': thrown_ball, 'drone_cross_turn': drone_cross_turn,
           'wall_fly': wall_fly, 'cart_stops': cart_stops,
-          'pedestrian_crossing': pedestrian_crossing}
+          'pedestrian_crossing': pedestrian_crossing, 'near_pass': near_pass,
+          'two_drones': two_drones}
 
 _CAMERA_MOVES = {'wall_fly'}
 
@@ -239,6 +281,8 @@ def render(name, out_dir):
         data.mocap_pos[0] = frame['cam']
         if frame['obj'] is not None:
             data.mocap_pos[1] = frame['obj']
+        if 'obj2' in frame:
+            data.mocap_pos[2] = frame['obj2']
         mujoco.mj_forward(model, data)
         renderer.update_scene(data, camera='cam')
         depth = renderer.render()

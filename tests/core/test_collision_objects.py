@@ -130,7 +130,8 @@ def test_object_path_off_in_the_lidar_config():
 
 # -- rendered scenes ----------------------------------------------------------------------------
 
-ALERTING = {'thrown_ball', 'drone_cross_turn', 'wall_fly', 'cart_stops'}
+ALERTING = {'thrown_ball', 'drone_cross_turn', 'wall_fly', 'cart_stops', 'near_pass',
+            'two_drones'}
 
 
 @functools.lru_cache(maxsize=None)
@@ -171,8 +172,8 @@ def test_thrown_ball_with_other_noise_draws(seed):
 
 def test_thrown_ball_lead_time_and_what_the_per_pixel_path_alone_gives():
     scenario, score = scored('thrown_ball')
-    # Due from 0.1 s (TTI < 3 s at > 2.2 m/s); first alert one baseline (0.25 s) plus one
-    # confirming frame after the ball's first valid comparison: >= 1 s before contact.
-    assert score.lead_s >= 1.0, score.row()
+    # Due from 0.1 s (TTI < 3 s at > 2.2 m/s); the first alert needs one object baseline
+    # (0.1 s) plus one confirming frame: measured 0.13-0.23 s, 1.22-1.32 s before contact.
+    assert score.lead_s >= 1.15, score.row()
     _, pixels = scored('thrown_ball', object_association=False)
     assert pixels.first_alert_s is None or pixels.late_s > 0.35, pixels.row()

@@ -103,10 +103,10 @@ def test_rendered_thrown_ball_alerts_in_time_over_dds(chain, bag_dir):
                                            coverage=coverage(figures, alerts, scenario))
     assert RESULTS['rendered_thrown_ball']['coverage'] >= 0.9, RESULTS['rendered_thrown_ball']
     assert not figures.missed, figures.summary()
-    # Due from 0.1 s; offline the estimator alerts at 0.3 s. The bar: <= 0.35 s late.
+    # Due from 0.1 s; offline the estimator alerts at 0.13 s. The bar: <= 0.35 s late.
     assert figures.detection_delay_s <= 0.35, figures.summary()
     contact_s = scenario.meta['contact_time_s']
-    assert contact_s - figures.first_warning_stamp_s >= 1.0, figures.summary()
+    assert contact_s - figures.first_warning_stamp_s >= 1.1, figures.summary()
     assert figures.median_tti_rel_error <= 0.15, figures.summary()
     assert any(c.level >= 2 for c in commands), 'the haptic device must be told'
 

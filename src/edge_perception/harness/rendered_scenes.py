@@ -20,7 +20,7 @@ import numpy as np
 
 RENDERED_DIR = Path(__file__).resolve().parents[1] / 'data' / 'rendered'
 RENDERED_SCENES = ('thrown_ball', 'drone_cross_turn', 'wall_fly', 'cart_stops',
-                   'pedestrian_crossing')
+                   'pedestrian_crossing', 'near_pass', 'two_drones')
 
 
 def load_rendered_scene(name: str, noise_k: float = 0.0025, hole_fraction: float = 0.05,

@@ -317,15 +317,26 @@ class DepthTTIEstimator:
         cfg = self.config
         if frame.blobs is None or len(frame.blobs) == 0:
             return pixel
-        ref, mid = self._pick_frames(frame.stamp_s, cfg.baseline_s)
-        if ref is None or ref.blobs is None:
+        # Like the per-pixel path, no estimate before baseline_s of history (after start-up
+        # or a reset): the shorter object baseline serves a running stream, not a first look.
+        if not self._stamps or frame.stamp_s - self._stamps[0] < cfg.baseline_s - 1e-9:
             return pixel
-        if (mid is None or mid.blobs is None) and cfg.require_step_check:
-            return pixel
-        mid_blobs = None if mid is None else mid.blobs
-        dt = frame.stamp_s - ref.stamp_s
-        fraction = None if mid_blobs is None else (mid.stamp_s - ref.stamp_s) / dt
-        found = nearest_blob_approach(ref.blobs, mid_blobs, frame.blobs, dt, fraction, cfg)
+        found = None
+        # A blob's mean depth is far less noisy than one sample: a short baseline first (less
+        # delay, and less lag behind an accelerating object), then the per-pixel one (which
+        # sees slower approaches above min_motion_m).
+        for baseline in sorted({min(cfg.object_baseline_s, cfg.baseline_s), cfg.baseline_s}):
+            ref, mid = self._pick_frames(frame.stamp_s, baseline)
+            if ref is None or ref.blobs is None:
+                continue
+            if (mid is None or mid.blobs is None) and cfg.require_step_check:
+                continue
+            mid_blobs = None if mid is None else mid.blobs
+            dt = frame.stamp_s - ref.stamp_s
+            fraction = None if mid_blobs is None else (mid.stamp_s - ref.stamp_s) / dt
+            found = nearest_blob_approach(ref.blobs, mid_blobs, frame.blobs, dt, fraction, cfg)
+            if found is not None:
+                break
         if found is None:
             return pixel
         tti = time_to_impact(found.distance_m, found.speed_mps)

@@ -73,6 +73,7 @@ class SceneTTIConfig:
     object_max_fraction: float = 0.1  # larger blobs (of the object ROI) are the per-pixel path's
     object_edge_fraction: float = 0.1     # a depth jump > this fraction of depth cuts surfaces
     object_size_ratio: float = 1.5    # a match keeps its physical size within this factor
+    object_baseline_s: float = 0.1    # blobs are compared over this first, then baseline_s
 
     def range_sigma(self, z):
         """Return the sensor's range noise sigma at range z (m)."""
@@ -127,6 +128,8 @@ class SceneTTIConfig:
         need(0.0 < self.object_max_fraction <= 1.0, 'object_max_fraction must be in (0, 1]')
         need(self.object_edge_fraction > 0.0, 'object_edge_fraction must be > 0')
         need(self.object_size_ratio >= 1.0, 'object_size_ratio must be >= 1')
+        need(self.object_baseline_s > 0.0,
+             f'object_baseline_s must be > 0, got {self.object_baseline_s}')
 
 
 def lidar_scene_config(**overrides) -> SceneTTIConfig:
