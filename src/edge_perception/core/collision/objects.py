@@ -173,6 +173,11 @@ def nearest_blob_approach(ref: Blobs, mid: Optional[Blobs], now: Blobs, dt_s,
 
     mid: the blobs of a frame mid_fraction of the way from ref to now (None: no step check).
     """
+    with np.errstate(over='ignore', invalid='ignore'):   # absurd intrinsics: no match
+        return _nearest_blob_approach(ref, mid, now, dt_s, mid_fraction, config)
+
+
+def _nearest_blob_approach(ref, mid, now, dt_s, mid_fraction, config):
     cfg = config
     best = None
     for i, j in match_blobs(ref, now, dt_s, cfg):
