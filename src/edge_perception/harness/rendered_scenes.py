@@ -135,3 +135,27 @@ def run_estimator(scenario: Scenario, config=None):
         ttis.append(estimate.tti_s)
         valid.append(bool(estimate.valid))
     return alerts, ttis, valid
+
+
+def main(argv=None):
+    """Print the scene figures: python -m edge_perception.harness.rendered_scenes [--seeds 0 1]."""
+    import argparse
+
+    from edge_perception.core.collision import SceneTTIConfig
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--scenes', nargs='+', default=list(RENDERED_SCENES))
+    parser.add_argument('--pixels-only', action='store_true',
+                        help='object_association false (the estimator before issue 11)')
+    args = parser.parse_args(argv)
+    config = SceneTTIConfig(object_association=not args.pixels_only)
+    for seed in args.seeds:
+        for name in args.scenes:
+            scenario = load_rendered_scene(name, seed=seed)
+            print(f'seed {seed} ' + score_scene(scenario, *run_estimator(scenario, config)).row())
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
