@@ -32,7 +32,8 @@ setup(
     version='0.1.0',
     package_dir={'': 'src'},
     packages=find_packages(where='src'),
-    package_data={package_name: ['models/*/*', 'data/samples/*/*', 'data/samples/*/*/*']},
+    package_data={package_name: ['models/*/*', 'data/samples/*/*', 'data/samples/*/*/*',
+                                 'data/rendered/*/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),

@@ -68,6 +68,9 @@ PARAMS = [
     Param('confirm_frames', 2, 'An approach raises a level once seen in this many consecutive '
           'frames at consistent distances (1: at once; 2 costs one frame, rejects one-frame '
           'blips such as a scene cut)', 1, 10),
+    Param('object_association', True, 'Depth source: also follow approaching surfaces as '
+          'objects (depth blobs matched across frames), so small fast objects that move across '
+          'the image (a thrown ball, a drone) alert; false: per-pixel comparison only'),
     # Alert test and levels.
     Param('speed_threshold_mps', -2.2,
           'WARNING when range rate is below this (negative = approaching), m/s', -100.0, 0.0),
@@ -198,7 +201,7 @@ class TimeToImpactNode(Node):
             return lidar_scene_config(**common)
         return SceneTTIConfig(roi_col_min=p['roi_col_min'], roi_col_max=p['roi_col_max'],
                               roi_row_min=p['roi_row_min'], roi_row_max=p['roi_row_max'],
-                              **common)
+                              object_association=p['object_association'], **common)
 
     # ---------------------------------------------------------------- inputs
     def on_camera_info(self, msg):

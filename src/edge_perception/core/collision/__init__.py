@@ -6,6 +6,7 @@ One module per concept (as nav2_collision_monitor keeps scan, pointcloud, polygo
 - `rule`: the app's alert rule `should_alert` and `time_to_impact` (shared by every mode);
 - `scene_config`: `SceneTTIConfig` (scene-mode tunables), `TTIEstimate`, `lidar_scene_config`;
 - `scene`: `DepthTTIEstimator`, scene mode on stamped depth/range images;
+- `objects`: scene mode's object path (depth blobs matched across frames);
 - `range_images`: laser scans and point clouds as range images for scene mode;
 - `object_tti`: object mode, per-track TTI and closest point of approach;
 - `levels`: `AlertLevelFilter`, NONE..CRITICAL / SENSOR_LOST with hysteresis.

@@ -26,8 +26,16 @@ TTI < 3 s. It differs from the app where the app is fragile:
   changes, not motion; far away, where motion over baseline_s is within the noise, an older
   reference (up to max_baseline_s) is used.
 
+Small, fast objects move across the image further than they are wide between the frames
+compared, so per pixel they are edges. The object path (objects.py) segments each frame into
+depth blobs once, matches them between the reference and now by 3D centroid, and takes the
+range rate per matched blob; the more urgent of the per-pixel and the object answer is
+reported (`_combine`).
+
 Per-sample arithmetic runs in cache-sized blocks of rows (about 1.2 ms of CPU per 640x480
-frame on one x86 server core; measure yours with `edge-perception bench-tti`).
+frame on one x86 server core; measure yours with `edge-perception bench-tti`). The object path
+adds about 1 ms (blobs at every 4th sample; bench-tti on a shared 2-core machine: median
+1.5-2.0 ms without it, 2.6-3.0 ms with it).
 """
 import bisect
 from collections import deque
@@ -36,6 +44,8 @@ from dataclasses import dataclass
 import math
 from typing import Optional
 
+from edge_perception.core.collision.objects import (Blobs, nearest_blob_approach, Pinhole,
+                                                    segment_blobs)
 from edge_perception.core.collision.rule import CollisionInputError, should_alert, time_to_impact
 from edge_perception.core.collision.scene_config import SceneTTIConfig, TTIEstimate
 import numpy as np
@@ -47,6 +57,7 @@ class _Frame:
     roi: np.ndarray      # float32, invalid = NaN
     valid: np.ndarray    # bool, roi is finite and in range
     n_valid: int
+    blobs: Optional[Blobs] = None   # the object path's blobs (None: object path off)
 
 
 def _median(values):
@@ -129,6 +140,14 @@ class DepthTTIEstimator:
                     f'image is {width} columns wide')
             self._roi_bearings = self._column_bearings[self._cols]
         self._roi_width = len(range(c0, c1, stride))
+        # The object path: its own rows (a ball arrives from above the centre band), the same
+        # columns, sampled every object_stride (automatic: about 120 rows).
+        o0, o1 = _roi_slice(height, cfg.object_roi_row_min, cfg.object_roi_row_max)
+        ostride = int(cfg.object_stride) or max(1, int(round(height / 120.0)))
+        self._object_rows = slice(o0, o1, ostride)
+        self._object_cols = slice(c0, c1, ostride)
+        self._object_stride = ostride
+        self._pinhole = Pinhole.from_bearings(self._column_bearings, width, height)
         self._shape = shape
 
     def _check_input(self, depth_m, stamp_s):
@@ -224,7 +243,9 @@ class DepthTTIEstimator:
             self._setup_shape(depth_m.shape)
         roi, valid = self._prepare(depth_m)
         frame = _Frame(stamp, roi, valid, int(np.count_nonzero(valid)))
-        estimate = self._confirm(self._estimate(frame), stamp)
+        if self.config.object_association:
+            frame.blobs = self._blobs(depth_m)
+        estimate = self._confirm(self._combine(self._estimate(frame), frame), stamp)
         self._history.append(frame)
         self._stamps.append(stamp)
         # Keep only what can still serve as a reference or a mid frame.
@@ -276,6 +297,67 @@ class DepthTTIEstimator:
                            speed_mps=math.nan, tti_s=math.nan, distance_m=math.nan, alert=False,
                            confidence=confidence, bearing_rad=math.nan, valid=False,
                            reason=reason)
+
+    def _blobs(self, depth_m):
+        """Segment the object ROI of a frame into blobs (objects.segment_blobs)."""
+        cfg = self.config
+        sub = depth_m[self._object_rows, self._object_cols]
+        if sub.dtype != np.float32:
+            sub = sub.astype(np.float32)
+        valid = (sub >= np.float32(cfg.min_range_m)) & (sub <= np.float32(cfg.max_range_m))
+        return segment_blobs(sub, valid, self._object_stride, self._object_rows.start,
+                             self._object_cols.start, self._pinhole, cfg)
+
+    def _combine(self, pixel, frame):
+        """Return the more urgent of the per-pixel estimate and the object path's approach.
+
+        The object path answers only with an approach (a matched blob closing in); the
+        per-pixel estimate stands when it sees a nearer-in-time approach, or when no blob
+        approaches. Blobs need no minimum of valid depth in the ROI: a ball against the sky
+        is a few valid samples in an invalid image.
+        """
+        cfg = self.config
+        if frame.blobs is None or len(frame.blobs) == 0:
+            return pixel
+        # Like the per-pixel path, no estimate before baseline_s of history (after start-up
+        # or a reset): the shorter object baseline serves a running stream, not a first look.
+        if not self._stamps or frame.stamp_s - self._stamps[0] < cfg.baseline_s - 1e-9:
+            return pixel
+        found = None
+        # A blob's mean depth is far less noisy than one sample: a short baseline first (less
+        # delay, and less lag behind an accelerating object), then the per-pixel one (which
+        # sees slower approaches above min_motion_m).
+        for baseline in sorted({min(cfg.object_baseline_s, cfg.baseline_s), cfg.baseline_s}):
+            ref, mid = self._pick_frames(frame.stamp_s, baseline)
+            if ref is None or ref.blobs is None:
+                continue
+            if (mid is None or mid.blobs is None) and cfg.require_step_check:
+                continue
+            mid_blobs = None if mid is None else mid.blobs
+            dt = frame.stamp_s - ref.stamp_s
+            fraction = None if mid_blobs is None else (mid.stamp_s - ref.stamp_s) / dt
+            found = nearest_blob_approach(ref.blobs, mid_blobs, frame.blobs, dt, fraction, cfg)
+            if found is not None:
+                break
+        if found is None:
+            return pixel
+        tti = time_to_impact(found.distance_m, found.speed_mps)
+        if pixel.valid and pixel.support > 0 and pixel.speed_mps < 0 and pixel.tti_s <= tti:
+            return pixel
+        alert = should_alert(found.speed_mps, tti, cfg.speed_threshold_mps, cfg.tti_threshold_s)
+        bearing = math.nan
+        if self._column_bearings is not None:
+            column = min(max(int(round(found.u_px)), 0), self._column_bearings.size - 1)
+            bearing = float(self._column_bearings[column])
+        note = '' if found.mid_checked else ' (no mid frame: step check off)'
+        reason = (f'object approach {-found.speed_mps:.1f} m/s TTI {tti:.1f} s at '
+                  f'{found.distance_m:.1f} m ({found.samples} samples at '
+                  f'({found.u_px:.0f}, {found.v_px:.0f}) px){note}')
+        # The blob was found in all three frames on a steady path (1), or in two (0.5).
+        confidence = 1.0 if found.mid_checked else 0.5
+        return TTIEstimate(found.speed_mps, tti, found.distance_m, alert, confidence, bearing,
+                           True, reason, found.samples, baseline_s=dt,
+                           step_check=found.mid_checked)
 
     def _estimate(self, frame):
         cfg = self.config

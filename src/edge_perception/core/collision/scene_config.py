@@ -64,6 +64,16 @@ class SceneTTIConfig:
     min_motion_snr: float = 3.0       # lengthen the baseline until motion >= this x noise (0: off)
     max_speed_mps: float = 20.0       # faster depth changes are surface changes, not motion
     confirm_frames: int = 2           # consecutive consistent approach estimates to alert (1: off)
+    # Object path (core/collision/objects.py): approaching blobs followed across the image.
+    object_association: bool = True   # False: per-pixel path only
+    object_roi_row_min: float = 0.0   # its ROI: these rows (fractions of the height) and the
+    object_roi_row_max: float = 1.0   # ROI's columns (a ball arrives from above the centre band)
+    object_stride: int = 0            # sample step; 0: about 120 rows (4 at 480 rows)
+    object_min_samples: int = 6       # smaller blobs are noise
+    object_max_fraction: float = 0.1  # larger blobs (of the object ROI) are the per-pixel path's
+    object_edge_fraction: float = 0.1     # a depth jump > this fraction of depth cuts surfaces
+    object_size_ratio: float = 1.5    # a match keeps its physical size within this factor
+    object_baseline_s: float = 0.1    # blobs are compared over this first, then baseline_s
 
     def range_sigma(self, z):
         """Return the sensor's range noise sigma at range z (m)."""
@@ -109,6 +119,17 @@ class SceneTTIConfig:
         need(self.max_speed_mps > 0, f'max_speed_mps must be > 0, got {self.max_speed_mps}')
         need(int(self.confirm_frames) == self.confirm_frames and self.confirm_frames >= 1,
              f'confirm_frames must be an integer >= 1, got {self.confirm_frames}')
+        need(0.0 <= self.object_roi_row_min < self.object_roi_row_max <= 1.0,
+             f'need 0 <= object_roi_row_min < object_roi_row_max <= 1, got '
+             f'{self.object_roi_row_min}, {self.object_roi_row_max}')
+        need(int(self.object_stride) == self.object_stride and self.object_stride >= 0,
+             f'object_stride must be an integer >= 0 (0: automatic), got {self.object_stride}')
+        need(self.object_min_samples >= 1, 'object_min_samples must be >= 1')
+        need(0.0 < self.object_max_fraction <= 1.0, 'object_max_fraction must be in (0, 1]')
+        need(self.object_edge_fraction > 0.0, 'object_edge_fraction must be > 0')
+        need(self.object_size_ratio >= 1.0, 'object_size_ratio must be >= 1')
+        need(self.object_baseline_s > 0.0,
+             f'object_baseline_s must be > 0, got {self.object_baseline_s}')
 
 
 def lidar_scene_config(**overrides) -> SceneTTIConfig:
@@ -116,10 +137,11 @@ def lidar_scene_config(**overrides) -> SceneTTIConfig:
 
     Range noise is constant (noise_k = 0, noise_floor_m = 0.03); the helpers already cut the
     forward sector, so the ROI is the whole image; scans have few samples, so the support
-    minimum is small. Keyword arguments override any field.
+    minimum is small; a scan has one row, too few for blobs, so the object path is off.
+    Keyword arguments override any field.
     """
     values = {'roi_col_min': 0.0, 'roi_col_max': 1.0, 'roi_row_min': 0.0, 'roi_row_max': 1.0,
               'noise_k': 0.0, 'noise_floor_m': 0.03, 'min_support_fraction': 0.02,
-              'min_support_samples': 3}
+              'min_support_samples': 3, 'object_association': False}
     values.update(overrides)
     return SceneTTIConfig(**values)

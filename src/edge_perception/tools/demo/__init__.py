@@ -3,7 +3,8 @@
 Starts the composed graph (detector, tracker, time_to_impact, haptic_alert, crack_segmentation,
 markers: real nodes over DDS, params from config/perception.yaml, config/crack_inspection.yaml
 and config/demo.yaml) and replays the bundled scenes as rosbag2 files at their recorded pace:
-1. collision scenarios (synthetic depth: approach, cross, enter, recede, ...),
+1. collision scenarios (synthetic depth: approach, cross, enter, recede, ...; and depth
+   rendered by MuJoCo: a thrown ball, a drone crossing then turning towards the camera),
 2. the waste belt (TrashNet composites with registered depth and labels),
 3. crack images (DeepCrack samples on a flat surface at 0.5 m).
 Writes out/demo/: report.md, collision_tti.png, waste_frames.png, crack_overlays.png,
@@ -18,7 +19,8 @@ import pathlib
 from edge_perception.tools.demo.plots import draw_cracks, draw_waste
 from edge_perception.tools.demo.report import describe, write_report
 
-DEMO_SCENARIOS = ('approach', 'cross', 'enter', 'recede', 'walk_to_wall', 'approach_irregular')
+DEMO_SCENARIOS = ('approach', 'cross', 'enter', 'recede', 'walk_to_wall', 'approach_irregular',
+                  'thrown_ball', 'drone_cross_turn')   # the last two: rendered (MuJoCo) depth
 DEMO_NODES = ('detector', 'tracker', 'time_to_impact', 'haptic_alert', 'crack_segmentation',
               'markers')
 DEMO_PARAMS = ('perception.yaml', 'crack_inspection.yaml', 'demo.yaml')
@@ -107,6 +109,7 @@ def _output_counter(graph):
 def run_collision(graph, out, names):
     """Replay the collision scenarios; returns [(scenario, figures, alerts, commands)]."""
     from edge_perception.bags import write_scenario_bag
+    from edge_perception.harness.rendered_scenes import load_rendered_scene, RENDERED_SCENES
     from edge_perception.harness.scenarios import scenario_by_name
     from edge_perception.harness.replay import collision_probe, replay_collision_scenario
 
@@ -114,7 +117,8 @@ def run_collision(graph, out, names):
     probe = collision_probe(graph)
     runs = []
     for name in names:
-        scenario = scenario_by_name(name)
+        scenario = (load_rendered_scene(name) if name in RENDERED_SCENES else
+                    scenario_by_name(name))
         bag = write_scenario_bag(scenario, out / 'bags' / name)
         figures, alerts, commands = replay_collision_scenario(
             graph, probe, scenario, bag, ['/depth/image_raw', '/depth/camera_info'])
