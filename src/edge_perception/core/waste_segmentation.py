@@ -1,0 +1,235 @@
+"""Semantic segmentation of belt frames into waste materials (7 labels), and its metrics.
+
+Runtime for the ONNX model trained by `training/waste_seg/train_waste_seg.py` (ImageNet-pretrained
+EfficientNet-Lite0 encoder + LR-ASPP decoder; see models/waste_seg/MODEL_CARD.md). Pure numpy +
+OpenCV + onnxruntime: no rclpy and no torch.
+
+Model contract (written by the training script, checked here):
+  * input `image`: float32 N x 3 x H x W, RGB in [0, 1]; the frame is resized to W x H with
+    INTER_AREA (normalisation is inside the graph). H and W are the graph's fixed sizes and/or
+    metadata `input_height` / `input_width`; when both exist they must agree.
+  * output `logits`: N x 7 x h x w at any stride; the runtime upsamples to the frame.
+  * metadata `class_names`: JSON list, equal to `LABELS`.
+Upsampling (`upsample_argmax`): softmax at the model's resolution (cheap), then each of the 7
+probability planes is resized to the frame (cv2.resize, INTER_LINEAR); labels are their argmax
+and confidence their maximum (interpolated probabilities still sum to 1 per pixel).
+
+Metrics: `confusion_matrix` and `pooled_iou` (intersection and union summed over all images,
+then IoU per label; `miou` = mean over the labels whose union is not empty).
+"""
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import time
+from typing import Dict, Optional
+
+import cv2
+import numpy as np
+
+LABELS = ('background', 'cardboard', 'glass', 'metal', 'paper', 'plastic', 'trash')
+DEFAULT_MODEL_PATH = (Path(__file__).resolve().parent.parent
+                      / 'models' / 'waste_seg' / 'waste_seg_lite0.onnx')
+METADATA_CLASS_NAMES = 'class_names'
+METADATA_INPUT_WIDTH = 'input_width'
+METADATA_INPUT_HEIGHT = 'input_height'
+
+
+class WasteSegmentationModelError(ValueError):
+    """The segmentation model file is missing, unreadable or inconsistent with its contract."""
+
+
+class WasteSegmentationInputError(ValueError):
+    """An image or label map passed to the segmenter or the metrics cannot be used."""
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """Per-pixel labels (uint8, indices into LABELS) and max softmax probability at frame size."""
+
+    labels: np.ndarray
+    confidence: np.ndarray
+    inference_ms: float
+
+
+def as_rgb_frame(image) -> np.ndarray:
+    """Check an RGB uint8 HxWx3 frame (HxW grey is repeated, HxWx4 drops alpha); return it."""
+    if not isinstance(image, np.ndarray):
+        raise WasteSegmentationInputError(f'expected a numpy array, got {type(image).__name__}')
+    if image.dtype != np.uint8:
+        raise WasteSegmentationInputError(f'expected a uint8 image, got dtype {image.dtype}')
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise WasteSegmentationInputError(
+            f'expected an HxWx3 RGB image (HxW and HxWx4 accepted), got shape {image.shape}')
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise WasteSegmentationInputError(f'image too small: shape {image.shape}')
+    return image
+
+
+class WasteSegmenter:
+    """ONNX waste segmenter for RGB frames.
+
+    Args:
+        model_path: the .onnx file; defaults to the model shipped with the package.
+        intra_op_num_threads: onnxruntime threads (None: onnxruntime's default).
+
+    """
+
+    def __init__(self, model_path=None, intra_op_num_threads: Optional[int] = None):
+        import onnxruntime as ort  # deferred: importing this module stays cheap
+
+        self.model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
+        if not self.model_path.is_file():
+            raise WasteSegmentationModelError(
+                f'waste segmentation model not found: {self.model_path}')
+        options = ort.SessionOptions()
+        if intra_op_num_threads is not None:
+            if int(intra_op_num_threads) < 1:
+                raise WasteSegmentationModelError(
+                    f'intra_op_num_threads must be >= 1, got {intra_op_num_threads}')
+            options.intra_op_num_threads = int(intra_op_num_threads)
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(
+                str(self.model_path), sess_options=options, providers=['CPUExecutionProvider'])
+        except Exception as error:  # onnxruntime raises several private exception types
+            raise WasteSegmentationModelError(
+                f'cannot load waste segmentation model {self.model_path}: {error}') from error
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise WasteSegmentationModelError(
+                f'{self.model_path}: expected one input and a logits output')
+        self._input_name = inputs[0].name
+        metadata = self._session.get_modelmeta().custom_metadata_map
+        self.class_names = self._class_names(metadata, outputs[0].shape)
+        self.input_height, self.input_width = self._input_size(inputs[0].shape, metadata)
+
+    def _class_names(self, metadata, output_shape):
+        if METADATA_CLASS_NAMES not in metadata:
+            raise WasteSegmentationModelError(
+                f'{self.model_path}: no {METADATA_CLASS_NAMES!r} metadata')
+        try:
+            names = json.loads(metadata[METADATA_CLASS_NAMES])
+        except ValueError as error:
+            raise WasteSegmentationModelError(
+                f'{self.model_path}: metadata {METADATA_CLASS_NAMES!r} is not JSON') from error
+        if not isinstance(names, list) or tuple(str(n) for n in names) != LABELS:
+            raise WasteSegmentationModelError(
+                f'{self.model_path}: class_names {names!r} are not the labels {list(LABELS)}')
+        if len(output_shape) != 4:
+            raise WasteSegmentationModelError(
+                f'{self.model_path}: expected an N x C x h x w output, got {output_shape}')
+        if isinstance(output_shape[1], int) and output_shape[1] != len(LABELS):
+            raise WasteSegmentationModelError(
+                f'{self.model_path}: outputs {output_shape[1]} channels, expected {len(LABELS)}')
+        return list(LABELS)
+
+    def _input_size(self, shape, metadata):
+        if len(shape) != 4 or shape[1] != 3:
+            raise WasteSegmentationModelError(
+                f'{self.model_path}: expected an N x 3 x H x W input, got shape {shape}')
+        sizes = []
+        for axis, key in ((2, METADATA_INPUT_HEIGHT), (3, METADATA_INPUT_WIDTH)):
+            declared = None
+            if key in metadata:
+                try:
+                    declared = int(metadata[key])
+                except ValueError:
+                    raise WasteSegmentationModelError(
+                        f'{self.model_path}: metadata {key!r} is not an integer: '
+                        f'{metadata[key]!r}') from None
+            fixed = shape[axis] if isinstance(shape[axis], int) else None
+            if fixed is not None and declared is not None and fixed != declared:
+                raise WasteSegmentationModelError(
+                    f'{self.model_path}: metadata {key!r} {declared} disagrees with the graph '
+                    f'input {shape}')
+            size = fixed if fixed is not None else declared
+            if size is None or size < 8:
+                raise WasteSegmentationModelError(
+                    f'{self.model_path}: input size unknown (graph {shape}, no {key!r} metadata)')
+            sizes.append(size)
+        return tuple(sizes)
+
+    def preprocess(self, rgb) -> np.ndarray:
+        """Frame -> 1 x 3 x H x W float32 in [0, 1] (INTER_AREA resize to the input size)."""
+        frame = np.ascontiguousarray(as_rgb_frame(rgb))
+        resized = cv2.resize(frame, (self.input_width, self.input_height),
+                             interpolation=cv2.INTER_AREA)
+        return (resized.astype(np.float32) * (1.0 / 255.0)).transpose(2, 0, 1)[None].copy()
+
+    def segment(self, rgb_uint8) -> SegmentationResult:
+        """Labels and confidence for one RGB uint8 frame, at the frame's size."""
+        started = time.perf_counter()
+        frame = as_rgb_frame(rgb_uint8)
+        height, width = frame.shape[:2]
+        logits = self._session.run(None, {self._input_name: self.preprocess(frame)})[0][0]
+        if logits.ndim != 3 or logits.shape[0] != len(LABELS):
+            raise WasteSegmentationModelError(
+                f'{self.model_path}: logits of shape {logits.shape}, expected 7 x h x w')
+        labels, confidence = upsample_argmax(logits, height, width)
+        return SegmentationResult(labels=labels, confidence=confidence,
+                                  inference_ms=(time.perf_counter() - started) * 1000.0)
+
+
+def upsample_argmax(logits, height, width):
+    """Return (labels uint8, max probability float32) at height x width from C x h x w logits.
+
+    Softmax at the model's resolution (cheap), then each probability plane is resized with
+    cv2.resize INTER_LINEAR and a running maximum keeps the best label: about 4 ms for 7 planes
+    to 640 x 480 on one core, where numpy's argmax/max over the channel axis of an
+    H x W x 7 array take 6 and 30 ms (training/waste_seg/bench_variants.py measures both).
+    Ties go to the lower label, as with argmax.
+    """
+    logits = np.asarray(logits, dtype=np.float32)
+    probs = np.exp(logits - logits.max(axis=0, keepdims=True))
+    probs /= probs.sum(axis=0, keepdims=True)
+    size = (int(width), int(height))
+    best = cv2.resize(np.ascontiguousarray(probs[0]), size, interpolation=cv2.INTER_LINEAR)
+    labels = np.zeros((int(height), int(width)), np.uint8)
+    for label in range(1, probs.shape[0]):
+        plane = cv2.resize(np.ascontiguousarray(probs[label]), size,
+                           interpolation=cv2.INTER_LINEAR)
+        labels[plane > best] = label
+        np.maximum(best, plane, out=best)
+    return labels, best.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------- metrics
+def confusion_matrix(truth, predicted, num_labels: int = len(LABELS)) -> np.ndarray:
+    """num_labels x num_labels int64 counts, rows = true label, columns = predicted label."""
+    truth = np.asarray(truth)
+    predicted = np.asarray(predicted)
+    if truth.shape != predicted.shape:
+        raise WasteSegmentationInputError(
+            f'label maps differ in shape: truth {truth.shape}, predicted {predicted.shape}')
+    for name, array in (('truth', truth), ('predicted', predicted)):
+        if not np.issubdtype(array.dtype, np.integer):
+            raise WasteSegmentationInputError(f'{name} labels must be integers, got {array.dtype}')
+        if array.size and (array.min() < 0 or array.max() >= num_labels):
+            raise WasteSegmentationInputError(
+                f'{name} labels must be in 0..{num_labels - 1}, found {int(array.min())}..'
+                f'{int(array.max())}')
+    flat = truth.astype(np.int64).ravel() * num_labels + predicted.astype(np.int64).ravel()
+    return np.bincount(flat, minlength=num_labels * num_labels).reshape(num_labels, num_labels)
+
+
+def pooled_iou(confusion, labels=LABELS) -> Dict[str, object]:
+    """Return the IoU of each label of a pooled confusion matrix, and their mean (miou).
+
+    The mean is over the labels with a non-empty union.
+
+    Returns {'iou': {label: float or None (union empty)}, 'miou': float or None}.
+    """
+    confusion = np.asarray(confusion, dtype=np.int64)
+    if confusion.shape != (len(labels), len(labels)):
+        raise WasteSegmentationInputError(
+            f'confusion matrix of shape {confusion.shape} for {len(labels)} labels')
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - tp
+    iou = {name: (float(tp[i] / union[i]) if union[i] > 0 else None)
+           for i, name in enumerate(labels)}
+    defined = [v for v in iou.values() if v is not None]
+    return {'iou': iou, 'miou': float(np.mean(defined)) if defined else None}

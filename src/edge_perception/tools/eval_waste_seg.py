@@ -1,0 +1,126 @@
+"""`edge-perception eval-waste-seg`: pooled per-label IoU and mIoU of the waste segmenter.
+
+    edge-perception eval-waste-seg --images DIR --masks DIR --json OUT.json \
+        [--model PATH] [--threads N]
+
+DIR of images (PNG/JPG, RGB) and DIR of same-stem PNG label maps (values 0..6, the labels of
+`edge_perception.core.waste_segmentation.LABELS`). Intersection and union are summed over all
+images before the IoU of each label; `miou` is the mean over the 7 labels (a label whose union is
+empty in the whole set has IoU null and is left out of the mean). `ms_per_frame_p50` is the
+median of the segmenter's own timing (preprocessing, inference, upsampling).
+"""
+import json
+from pathlib import Path
+import sys
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+
+
+class EvalWasteSegDataError(ValueError):
+    """The image/mask folders are missing, empty, or an image has no usable mask."""
+
+
+def list_pairs(images_dir, masks_dir):
+    """Return [(image path, mask path)] sorted by stem; a missing mask raises, naming it."""
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    for folder in (images_dir, masks_dir):
+        if not folder.is_dir():
+            raise EvalWasteSegDataError(f'folder not found: {folder}')
+    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise EvalWasteSegDataError(f'no images in {images_dir} (looked for {IMAGE_SUFFIXES})')
+    pairs = []
+    for image in images:
+        mask = masks_dir / f'{image.stem}.png'
+        if not mask.is_file():
+            raise EvalWasteSegDataError(f'no mask {mask} for image {image}')
+        pairs.append((image, mask))
+    return pairs
+
+
+def read_pair(image_path, mask_path):
+    """Return (RGB uint8 HxWx3, labels uint8 HxW); size mismatch and labels > 6 raise."""
+    import cv2
+    import numpy as np
+    from edge_perception.core.waste_segmentation import LABELS
+
+    bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise EvalWasteSegDataError(f'cannot read image {image_path}')
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise EvalWasteSegDataError(f'cannot read mask {mask_path}')
+    if mask.ndim != 2:
+        raise EvalWasteSegDataError(
+            f'mask {mask_path} must be a single-channel label image, got shape {mask.shape}')
+    if mask.shape != bgr.shape[:2]:
+        raise EvalWasteSegDataError(
+            f'mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is '
+            f'{bgr.shape[1]}x{bgr.shape[0]}')
+    if mask.size and int(mask.max()) >= len(LABELS):
+        raise EvalWasteSegDataError(
+            f'mask {mask_path} has label {int(mask.max())}; labels are 0..{len(LABELS) - 1}')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), mask.astype(np.uint8)
+
+
+def evaluate_dir(segmenter, images_dir, masks_dir):
+    """Segment every image and return the pooled metrics as a dict."""
+    import numpy as np
+    from edge_perception.core.waste_segmentation import confusion_matrix, LABELS, pooled_iou
+
+    pairs = list_pairs(images_dir, masks_dir)
+    confusion = np.zeros((len(LABELS), len(LABELS)), np.int64)
+    times = []
+    for image_path, mask_path in pairs:
+        rgb, truth = read_pair(image_path, mask_path)
+        result = segmenter.segment(rgb)
+        confusion += confusion_matrix(truth, result.labels)
+        times.append(result.inference_ms)
+    metrics = pooled_iou(confusion)
+    return {'miou': metrics['miou'], 'iou': metrics['iou'], 'images': len(pairs),
+            'model': str(segmenter.model_path), 'ms_per_frame_p50': float(np.median(times)),
+            'confusion_matrix': confusion.tolist(),
+            'confusion_matrix_axes': 'rows = true label, columns = predicted label',
+            'labels': list(LABELS)}
+
+
+def format_table(metrics):
+    """Short text table of per-label IoU."""
+    lines = [f'{metrics["images"]} images, mIoU {metrics["miou"]:.4f}, '
+             f'{metrics["ms_per_frame_p50"]:.1f} ms per frame (median)',
+             f'{"label":<12}{"IoU":>8}']
+    for label, value in metrics['iou'].items():
+        lines.append(f'{label:<12}{value:>8.4f}' if value is not None else f'{label:<12}{"-":>8}')
+    return '\n'.join(lines)
+
+
+def run(args):
+    """Evaluate, write the JSON report and print the table; returns the exit code."""
+    from edge_perception.core.waste_segmentation import WasteSegmenter
+
+    try:
+        segmenter = WasteSegmenter(args.model, intra_op_num_threads=args.threads)
+        metrics = evaluate_dir(segmenter, args.images, args.masks)
+    except ValueError as error:
+        print(f'eval-waste-seg: error: {error}', file=sys.stderr)
+        return 2
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(metrics, indent=1) + '\n', encoding='utf-8')
+    print(format_table(metrics))
+    print(f'\nwrote {args.json}')
+    return 0
+
+
+def register(subparsers):
+    """Add the `eval-waste-seg` sub-command."""
+    parser = subparsers.add_parser(
+        'eval-waste-seg', help='pooled IoU of the waste segmenter on image/mask folders',
+        description=__doc__.split('\n\n')[0])
+    parser.add_argument('--images', type=Path, required=True, help='folder of RGB frames')
+    parser.add_argument('--masks', type=Path, required=True,
+                        help='folder of same-stem PNG label maps (0..6)')
+    parser.add_argument('--json', type=Path, required=True, help='where to write the metrics')
+    parser.add_argument('--model', type=Path, default=None,
+                        help='ONNX model (default: the one shipped with the package)')
+    parser.add_argument('--threads', type=int, default=1, help='onnxruntime intra-op threads')
+    parser.set_defaults(func=run)
