@@ -1,6 +1,7 @@
 """Waste-sorting perception: detector -> tracker -> time_to_impact -> haptic_alert, + markers.
 
     ros2 launch edge_perception perception.launch.py
+    ros2 launch edge_perception perception.launch.py waste_model:=segmentation
     ros2 launch edge_perception perception.launch.py namespace:=arm1 device:=cuda:0 \
         model_path:=/opt/edge_perception/models/waste_detector_orin_nx_fp16.engine \
         image_topic:=/camera/color/image_raw \
@@ -15,7 +16,9 @@ use_sim_time and remaps the camera topics, and includes collision.launch.py for
 time_to_impact and haptic_alert with the same namespace, params file and camera remaps. The
 same params file drives the single-process runner (`edge-perception run --profile default`).
 The model_path and device arguments are applied after the params file, so they win over its
-detector values.
+detector values. `waste_model:=segmentation` starts waste_segmentation (per-pixel materials,
+one detection per region) in the detector's place: both publish `detections`, so the tracker,
+markers and time_to_impact are the same either way.
 """
 import os
 
@@ -24,7 +27,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EqualsSubstitution, LaunchConfiguration
 from launch_ros.actions import Node, PushROSNamespace, SetParameter, SetRemap
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -43,6 +46,7 @@ def generate_launch_description():
     depth_topic = LaunchConfiguration('depth_topic')
     camera_info_topic = LaunchConfiguration('camera_info_topic')
     use_markers = LaunchConfiguration('use_markers')
+    waste_model = LaunchConfiguration('waste_model')
     use_respawn = LaunchConfiguration('use_respawn')
     log_level = LaunchConfiguration('log_level')
 
@@ -73,6 +77,10 @@ def generate_launch_description():
     declare_camera_info_topic_cmd = DeclareLaunchArgument(
         'camera_info_topic', default_value='camera/camera_info',
         description='Camera info of the colour image (remapped to camera/camera_info)')
+    declare_waste_model_cmd = DeclareLaunchArgument(
+        'waste_model', default_value='detector', choices=['detector', 'segmentation'],
+        description="What finds the waste items: 'detector' (YOLO boxes + material of each "
+                    "crop) or 'segmentation' (per-pixel materials, a detection per region)")
     declare_use_markers_cmd = DeclareLaunchArgument(
         'use_markers', default_value='true',
         description='Also start the markers node (RViz MarkerArray on markers)')
@@ -85,6 +93,7 @@ def generate_launch_description():
         SetParameter('use_sim_time', use_sim_time),
         *camera_remaps,
         Node(
+            condition=IfCondition(EqualsSubstitution(waste_model, 'detector')),
             package='edge_perception',
             executable='detector_node',
             name='detector',
@@ -93,6 +102,14 @@ def generate_launch_description():
                          'device': ParameterValue(device, value_type=str)}],
             # Unloading PyTorch/ONNX Runtime at exit takes seconds on a busy CPU: more time
             # than launch's default 5 s before it escalates a Ctrl-C to SIGTERM.
+            sigterm_timeout='20',
+            **node_options),
+        Node(
+            condition=IfCondition(EqualsSubstitution(waste_model, 'segmentation')),
+            package='edge_perception',
+            executable='waste_segmentation_node',
+            name='waste_segmentation',
+            parameters=[params_file],
             sigterm_timeout='20',
             **node_options),
         Node(
@@ -133,6 +150,7 @@ def generate_launch_description():
     ld.add_action(declare_image_topic_cmd)
     ld.add_action(declare_depth_topic_cmd)
     ld.add_action(declare_camera_info_topic_cmd)
+    ld.add_action(declare_waste_model_cmd)
     ld.add_action(declare_use_markers_cmd)
     ld.add_action(waste_nodes_cmd)
     ld.add_action(collision_cmd)

@@ -124,3 +124,23 @@ def test_pick_point_box_is_centre_and_invalid_without_depth():
 def test_empty_mask_is_an_error():
     with pytest.raises(ValueError, match='empty'):
         pick_point(np.zeros((H, W), bool), None, K)
+
+
+def test_median_is_numpys_for_odd_and_even_counts():
+    from edge_perception.core.depth_fusion import _median
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 10, 7701):
+        values = rng.uniform(0.3, 3.0, n).astype(np.float32)
+        assert _median(values) == pytest.approx(float(np.median(values.astype(np.float64))),
+                                                abs=1e-12)
+
+
+def test_mask_extent_and_pick_point_at_the_image_border():
+    from edge_perception.core.depth_fusion import mask_extent
+    mask = np.zeros((40, 60), bool)
+    assert mask_extent(mask) is None
+    mask[0:10, 50:60] = True            # a 10x10 square in the top-right corner
+    assert mask_extent(mask) == (0, 10, 50, 60)
+    # The image border is boundary: the deepest pixel is the square's centre, not its corner.
+    pick = pick_point(mask)
+    assert (pick.u, pick.v) in {(54.0, 4.0), (55.0, 4.0), (54.0, 5.0), (55.0, 5.0)}

@@ -158,6 +158,25 @@ def box_core_slices(box_xyxy, shape, core_fraction=0.5):
     return span(cv - half_h, cv + half_h, h), span(cu - half_w, cu + half_w, w)
 
 
+def mask_extent(mask):
+    """(row0, row1, col0, col1): the smallest window holding every True pixel; None if empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _median(values):
+    """Median of a non-empty 1-D array, in float64 (np.median's answer, by one partition)."""
+    n = values.size
+    half = n // 2
+    if n % 2:
+        return float(np.partition(values, half)[half])
+    low_high = np.partition(values, (half - 1, half))
+    return (float(low_high[half - 1]) + float(low_high[half])) / 2
+
+
 def _valid_depth(values, min_depth_m, max_depth_m):
     return np.isfinite(values) & (values > max(min_depth_m, 0.0)) & (values <= max_depth_m)
 
@@ -181,11 +200,13 @@ def object_position(depth_m, box_xyxy, mask=None, intrinsics=None, *, core_fract
     box = _check_box(box_xyxy)
     if mask is not None:
         mask = _check_mask(mask, depth_m.shape)
-        rows, cols = np.nonzero(mask)
-        if rows.size == 0:
+        extent = mask_extent(mask)
+        if extent is None:
             raise DepthFusionError('mask is empty: no object pixels to measure')
-        samples = depth_m[rows, cols]
-        u, v = float(cols.mean()), float(rows.mean())
+        r0, r1, c0, c1 = extent
+        rows, cols = np.nonzero(mask[r0:r1, c0:c1])
+        samples = depth_m[r0:r1, c0:c1][rows, cols]
+        u, v = float(cols.mean()) + c0, float(rows.mean()) + r0
         where = 'mask'
     else:
         row_sl, col_sl = box_core_slices(box, depth_m.shape, core_fraction)
@@ -193,7 +214,7 @@ def object_position(depth_m, box_xyxy, mask=None, intrinsics=None, *, core_fract
         u = float((box[0] + box[2]) / 2 - 0.5)
         v = float((box[1] + box[3]) / 2 - 0.5)
         where = f'box core {core_fraction:.0%}'
-    good = samples[_valid_depth(samples, min_depth_m, max_depth_m)].astype(np.float64)
+    good = samples[_valid_depth(samples, min_depth_m, max_depth_m)]
     n = int(good.size)
     if intrinsics is None:
         return Position3D(False, _NAN3, math.nan, n, 'no camera intrinsics')
@@ -201,8 +222,8 @@ def object_position(depth_m, box_xyxy, mask=None, intrinsics=None, *, core_fract
         return Position3D(False, _NAN3, math.nan, n,
                           f'too few valid depth samples in the {where}: {n} of {samples.size} '
                           f'(need {min_samples})')
-    z = float(np.median(good))
-    spread = float(_MAD_TO_STD * np.median(np.abs(good - z)))
+    z = _median(good)
+    spread = _MAD_TO_STD * _median(np.abs(good - z))
     xyz = tuple(float(c) for c in intrinsics.back_project(u, v, z))
     return Position3D(True, xyz, spread, n,
                       f'median of {n} of {samples.size} depth samples in the {where}')
@@ -228,10 +249,12 @@ def pick_point(mask_or_box, depth_m=None, intrinsics=None, *, window=2, min_dept
         mask = _check_mask(arr, shape if shape is not None else arr.shape)
         if not mask.any():
             raise DepthFusionError('mask is empty: no object pixels to pick')
-        # Pad with background so the image border is boundary too (we cannot reach past it).
-        dist = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+        # On the mask's extent only (the transform costs per pixel; outside it is background),
+        # padded with background so the image border is boundary too (we cannot reach past it).
+        r0, r1, c0, c1 = mask_extent(mask)
+        dist = ndimage.distance_transform_edt(np.pad(mask[r0:r1, c0:c1], 1))[1:-1, 1:-1]
         v_idx, u_idx = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        u, v = float(u_idx), float(v_idx)
+        u, v = float(u_idx + c0), float(v_idx + r0)
     else:
         box = _check_box(arr)
         u = float((box[0] + box[2]) / 2 - 0.5)

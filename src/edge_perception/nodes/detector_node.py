@@ -87,9 +87,10 @@ def shipped_model(folder, suffixes=('.onnx',)):
 class DetectorNode(ManagedNode):
     """Detects waste items per frame with 3D position, pick point and material (managed node)."""
 
-    def __init__(self, **kwargs):
-        super().__init__('detector', **kwargs)
-        p = self.params = declare_parameters(self, PARAMS, self.on_parameters_changed)
+    def __init__(self, node_name='detector', params=None, **kwargs):
+        super().__init__(node_name, **kwargs)
+        p = self.params = declare_parameters(self, params or PARAMS,
+                                             self.on_parameters_changed)
         self.image_input = InputMonitor('image', p['stale_after_s'])
         self.side = None
         self.detector = None
@@ -134,14 +135,18 @@ class DetectorNode(ManagedNode):
         """Apply a run-time parameter set (thresholds from the next frame on)."""
         p = self.params
         if self.detector is not None:
-            self.detector.conf = float(p['confidence_threshold'])
-            self.detector.iou = float(p['iou_threshold'])
-            self.detector.max_det = int(p['max_detections'])
+            self._apply_model_params()
         self.image_input.stale_after_s = p['stale_after_s']
         if self.side is not None:
             self.side.max_depth_age_s = p['max_depth_age_s']
             for monitor in self.side.monitors:
                 monitor.stale_after_s = p['stale_after_s']
+
+    def _apply_model_params(self):
+        p = self.params
+        self.detector.conf = float(p['confidence_threshold'])
+        self.detector.iou = float(p['iou_threshold'])
+        self.detector.max_det = int(p['max_detections'])
 
     def _create_vision_publishers(self):
         p = self.params
@@ -195,7 +200,11 @@ class DetectorNode(ManagedNode):
             return
         header = Header(frame_id='', stamp=self.get_clock().now().to_msg())
         self.vision['labels'].publish(vision_msgs_bridge.label_info(
-            header, self.detector.class_names, self.params['confidence_threshold']))
+            header, self.detector.class_names, self._score_threshold()))
+
+    def _score_threshold(self):
+        """Return the score below which nothing is reported (LabelInfo's threshold)."""
+        return self.params['confidence_threshold']
 
     # ---------------------------------------------------------------- frames
     def on_image(self, msg):
@@ -209,7 +218,7 @@ class DetectorNode(ManagedNode):
                 return
         try:
             rgb = color_to_rgb(msg)
-            result = self.detector.detect(rgb)
+            result = self._infer(rgb)
         except (ImageConversionError, ValueError) as error:
             self.image_input.reject(str(error))
             self.get_logger().error(f'image rejected: {error}', throttle_duration_sec=5.0)
@@ -224,14 +233,25 @@ class DetectorNode(ManagedNode):
         for det, material in zip(result.detections, materials):
             out.detections.append(self._to_msg(msg.header, det, depth, intrinsics, material))
         self.pub.publish(out)
+        # The other outputs after the one the arm and tracker wait for, each built only while
+        # someone subscribes (a vision_msgs conversion costs about as much as the publish).
         if self.vision is not None:
-            self.vision['2d'].publish(vision_msgs_bridge.to_detection2d_array(out))
-            if depth is not None:
+            if self.vision['2d'].get_subscription_count() > 0:
+                self.vision['2d'].publish(vision_msgs_bridge.to_detection2d_array(out))
+            if depth is not None and self.vision['3d'].get_subscription_count() > 0:
                 self.vision['3d'].publish(vision_msgs_bridge.to_detection3d_array(
                     out, *((intrinsics.fx, intrinsics.fy) if intrinsics else (None, None))))
+        self._publish_extras(msg.header, result)
         if self.debug_pub.get_subscription_count() > 0:
             self.debug_pub.publish(self._debug_image(msg.header, rgb, out))
         self.diagnostics.latency.add((time.perf_counter() - started) * 1e3)
+
+    def _infer(self, rgb):
+        """Run the model on one RGB frame; return a core.detector.DetectionResult."""
+        return self.detector.detect(rgb)
+
+    def _publish_extras(self, header, result):
+        """Publish per-frame outputs beyond the detections (none here; subclasses add)."""
 
     def _depth_and_intrinsics(self, msg, shape):
         p = self.params

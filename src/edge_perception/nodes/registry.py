@@ -13,6 +13,8 @@ NODE_TYPES = {
     'time_to_impact': 'edge_perception.nodes.time_to_impact_node:TimeToImpactNode',
     'haptic_alert': 'edge_perception.nodes.haptic_alert_node:HapticAlertNode',
     'detector': 'edge_perception.nodes.detector_node:DetectorNode',
+    'waste_segmentation':
+        'edge_perception.nodes.waste_segmentation_node:WasteSegmentationNode',
     'tracker': 'edge_perception.nodes.tracker_node:TrackerNode',
     'crack_segmentation': 'edge_perception.nodes.crack_segmentation_node:CrackSegmentationNode',
     'markers': 'edge_perception.nodes.markers_node:MarkersNode',

@@ -1,11 +1,13 @@
 """`edge-perception demo`: the main job on the bundled default, no camera needed.
 
-Starts the composed graph (detector, tracker, time_to_impact, haptic_alert, crack_segmentation,
-markers: real nodes over DDS, params from config/perception.yaml, config/crack_inspection.yaml
-and config/demo.yaml) and replays the bundled scenes as rosbag2 files at their recorded pace:
+Starts the composed graph (detector, waste_segmentation, tracker, time_to_impact, haptic_alert,
+crack_segmentation, markers: real nodes over DDS, params from config/perception.yaml,
+config/crack_inspection.yaml and config/demo.yaml) and replays the bundled scenes as rosbag2
+files at their recorded pace:
 1. collision scenarios (synthetic depth: approach, cross, enter, recede, ...; and depth
    rendered by MuJoCo: a thrown ball, a drone crossing then turning towards the camera),
-2. the waste belt (TrashNet composites with registered depth and labels),
+2. the waste belt (TrashNet composites with registered depth and labels) through the detector
+   and tracker, and through waste_segmentation (per-pixel materials, a detection per region),
 3. crack images (DeepCrack samples on a flat surface at 0.5 m).
 Writes out/demo/: report.md, collision_tti.png, waste_frames.png, crack_overlays.png,
 alerts.csv and figures.json, and prints a summary.
@@ -21,8 +23,8 @@ from edge_perception.tools.demo.report import describe, write_report
 
 DEMO_SCENARIOS = ('approach', 'cross', 'enter', 'recede', 'walk_to_wall', 'approach_irregular',
                   'thrown_ball', 'drone_cross_turn')   # the last two: rendered (MuJoCo) depth
-DEMO_NODES = ('detector', 'tracker', 'time_to_impact', 'haptic_alert', 'crack_segmentation',
-              'markers')
+DEMO_NODES = ('detector', 'waste_segmentation', 'tracker', 'time_to_impact', 'haptic_alert',
+              'crack_segmentation', 'markers')
 DEMO_PARAMS = ('perception.yaml', 'crack_inspection.yaml', 'demo.yaml')
 
 
@@ -137,7 +139,8 @@ def run_waste(graph, out):
     from edge_perception.nodes.common import DATA_QOS
     from edge_perception.msg import DetectionArray
 
-    print('[demo] 2/3 waste: RGB-D belt -> detector (+ material, 3D, pick point) -> tracker')
+    print('[demo] 2/3 waste: RGB-D belt -> detector (+ material, 3D, pick point) -> tracker; '
+          'and -> waste_segmentation')
     detector = graph.nodes['detector']
     if detector.detector is None:
         print(f'[demo]   detector not loaded: {detector.model_error}')
@@ -145,11 +148,15 @@ def run_waste(graph, out):
     frames = waste_belt_frames()
     width, height, k = waste_camera()
     bag = write_color_depth_bag(out / 'bags' / 'waste_belt', frames, width, height, k)
+    seg_probe = _segmentation_probe(graph)
     tracks, offset = replay_and_collect(
         graph, bag, ['/camera/image_raw', '/camera/camera_info',
                      '/camera/depth_registered/image_raw'],
         'tracks', DetectionArray, frames[-1][0], DATA_QOS, timeout_s=10.0, name='demo_waste')
     by_stamp = {round(f[0] + offset, 6): f for f in frames}
+    segmentation = _segmentation_figures(seg_probe, by_stamp, k) if seg_probe else None
+    if seg_probe:
+        graph.remove_node(seg_probe)
     score = WasteScore(k)
     drawn = {}
     for msg in tracks:
@@ -168,7 +175,51 @@ def run_waste(graph, out):
           f"{figures['position_error_mm_median']:.0f} mm, material right "
           f"{100 * figures['material_accuracy']:.0f}%")
     draw_waste(out / 'waste_frames.png', list(drawn.values()))
+    if segmentation is not None:
+        figures['segmentation'] = segmentation
+        print(f"[demo]   segmentation: recall {segmentation['recall_iou50']:.2f} "
+              f"({segmentation['matched']}/{segmentation['truth_objects']} objects, a region "
+              f"per item), material right {100 * segmentation['material_accuracy']:.0f}%, 3D "
+              f"error median {segmentation['position_error_mm_median']:.0f} mm, "
+              f"{segmentation['label_images']} label images, "
+              f"{segmentation['ms_per_frame_p50']:.0f} ms per frame")
     return figures
+
+
+def _segmentation_probe(graph):
+    """Return a probe on waste_segmentation's outputs (None: node or model absent)."""
+    from edge_perception.harness.replay import Probe, wait_until
+    from edge_perception.msg import DetectionArray
+    from edge_perception.nodes.common import DATA_QOS, SENSOR_QOS
+    from sensor_msgs.msg import Image
+    node = graph.nodes.get('waste_segmentation')
+    if node is None or node.detector is None:
+        if node is not None:
+            print(f'[demo]   waste_segmentation not loaded: {node.model_error}')
+        return None
+    topics = {node.params['detections_topic']: (DetectionArray, DATA_QOS),
+              node.params['label_image_topic']: (Image, SENSOR_QOS)}
+    probe = graph.add_node(Probe(graph.context, topics, name='demo_segmentation',
+                                 namespace=graph.namespace))
+    wait_until(lambda: all(probe.matched_publishers(t) > 0 for t in topics), 15.0)
+    return probe
+
+
+def _segmentation_figures(probe, by_stamp, k):
+    """Region figures of waste_segmentation against the belt labels (no tracking)."""
+    import numpy as np
+    from edge_perception.conversions import stamp_to_seconds
+    from edge_perception.harness.waste_figures import WasteScore
+    detections_topic, labels_topic = list(probe.records)
+    score = WasteScore(k)
+    inference = []
+    for msg, _ in probe.snapshot(detections_topic):
+        frame = by_stamp.get(round(stamp_to_seconds(msg.header.stamp), 6))
+        if frame is not None:
+            score.add(frame[3], list(msg.detections))
+            inference.append(msg.inference_ms)
+    return {**score.figures(), 'label_images': len(probe.snapshot(labels_topic)),
+            'ms_per_frame_p50': float(np.median(inference)) if inference else float('nan')}
 
 
 def run_crack(graph, out):

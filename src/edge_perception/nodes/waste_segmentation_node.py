@@ -1,0 +1,135 @@
+"""Waste segmentation node: per-pixel materials, and one Detection per region of one material.
+
+Colour image (+ registered depth, camera info) in. The semantic model (core.waste_segmentation,
+ONNX Runtime) labels every pixel background or one of six materials; core.semantic_regions cuts
+the labels into regions. Everything after that is
+the detector node's (this class extends it): 3D position and pick point from registered depth
+on the region's mask, DetectionArray with masks, vision_msgs, debug image, diagnostics,
+lifecycle and model retry. So the tracker, the markers and an arm consume it unchanged. Extra
+output: the label image (mono8, pixel = label 0..6, the input image's header).
+"""
+from edge_perception.conversions import numpy_to_image
+from edge_perception.core.detector import DetectionResult
+from edge_perception.core.material import MaterialResult
+from edge_perception.nodes import detector_node
+from edge_perception.nodes.common import copy_header, Param, SENSOR_QOS, with_live
+from edge_perception.nodes.detector_node import DetectorNode
+from edge_perception.nodes.spinning import run_node
+import numpy as np
+from sensor_msgs.msg import Image
+
+# The detector's camera, depth-fusion, output and timing parameters apply as they are; the
+# YOLO and crop-classifier ones do not.
+_NOT_APPLICABLE = {'model_path', 'class_names', 'confidence_threshold', 'iou_threshold',
+                   'imgsz', 'device', 'max_detections', 'material_model_path',
+                   'material_threads', 'cpu_threads', 'detections_topic', 'debug_image_topic'}
+PARAMS = [
+    Param('detections_topic', 'segmentation/detections',
+          'DetectionArray output: one detection (with mask) per region of one material'),
+    Param('debug_image_topic', 'segmentation/debug_image',
+          'Labels blended over the image, drawn only while someone subscribes'),
+    Param('label_image_topic', 'segmentation/labels',
+          'mono8 label image (0 background, then the class names in order)'),
+    Param('model_path', '', "Semantic segmentation model (.onnx); '' = the shipped one"),
+    Param('cpu_threads', 1, 'ONNX Runtime intra-op threads', 1, 64),
+    Param('min_region_area_px', 400, 'Regions with fewer pixels are not reported',
+          1, 10_000_000),
+    Param('min_region_score', 0.5, 'Regions whose mean pixel confidence is lower are not '
+          'reported', 0.0, 1.0),
+    Param('max_detections', 50, 'Regions per frame (largest first)', 1, 1000),
+] + [p for p in detector_node.PARAMS if p.name not in _NOT_APPLICABLE]
+PARAMS = with_live(PARAMS, [p.name for p in PARAMS if p.live] + [
+    'min_region_area_px', 'min_region_score', 'max_detections'])
+
+# Label colours of the debug image (RGB), background transparent.
+_COLOURS_RGB = np.array([(0, 0, 0), (180, 110, 40), (60, 200, 200), (160, 160, 160),
+                         (240, 240, 240), (230, 60, 60), (40, 40, 40)], np.uint8)
+
+
+class WasteSegmentationNode(DetectorNode):
+    """Labels every pixel with a material and reports each region as a Detection (managed)."""
+
+    def __init__(self, **kwargs):
+        self.label_pub = None
+        self._labels = self._confidence = None
+        super().__init__('waste_segmentation', PARAMS, **kwargs)
+
+    def on_configure(self, state):
+        """Create the detector's outputs and inputs, plus the label image publisher."""
+        self.label_pub = self.create_publisher(Image, self.params['label_image_topic'],
+                                               SENSOR_QOS)
+        return super().on_configure(state)
+
+    def _release(self):
+        if self.label_pub is not None:
+            self.destroy_publisher(self.label_pub)
+            self.label_pub = None
+        super()._release()
+
+    def _apply_model_params(self):
+        pass    # region filters are read per frame
+
+    def _score_threshold(self):
+        return self.params['min_region_score']
+
+    def _load_models(self):
+        """(Re)load the segmentation model; keep running and report on failure."""
+        import time
+        from edge_perception.core.waste_segmentation import WasteSegmenter
+        p = self.params
+        self._next_load_try = time.monotonic() + p['model_retry_s']
+        if self.detector is not None:
+            return
+        try:
+            self.detector = WasteSegmenter(p['model_path'] or None,
+                                           intra_op_num_threads=p['cpu_threads'])
+            self.model_error = ''
+            self._publish_label_info()
+            self.get_logger().info(f'waste segmentation: {self.detector.model_path} (classes '
+                                   f'{self.detector.class_names})')
+        except Exception as error:  # noqa: BLE001 - reported, retried
+            self.model_error = str(error)
+            self.get_logger().error(f'segmentation model not loaded: {error}; retrying every '
+                                    f"{p['model_retry_s']:.0f} s")
+
+    def _infer(self, rgb):
+        """Segment the frame and return a detection per region (inference_ms covers both)."""
+        import time
+        from edge_perception.core.semantic_regions import label_regions
+        p = self.params
+        started = time.perf_counter()
+        seg = self.detector.segment(rgb)
+        detections = [d for d in label_regions(
+            seg.labels, seg.confidence, self.detector.class_names,
+            min_area_px=p['min_region_area_px'], max_regions=p['max_detections'])
+            if d.score >= p['min_region_score']]
+        self._labels, self._confidence = seg.labels, seg.confidence
+        return DetectionResult(detections, (time.perf_counter() - started) * 1e3,
+                               {'segment': float(seg.inference_ms)})
+
+    def _classify(self, rgb, detections):
+        # The region's label is its material; its confidence is the mean pixel confidence.
+        return [MaterialResult(d.class_name, float(d.score), {d.class_name: float(d.score)})
+                for d in detections]
+
+    def _publish_extras(self, header, result):
+        if self._labels is not None:
+            self.label_pub.publish(numpy_to_image(self._labels, 'mono8', copy_header(header)))
+
+    def _debug_image(self, header, rgb, out):
+        # Labels blended over the image first, then the detector's boxes and pick points.
+        if self._labels is not None and self._labels.shape == rgb.shape[:2]:
+            objects = self._labels > 0
+            rgb = rgb.copy()
+            rgb[objects] = (0.5 * rgb[objects]
+                            + 0.5 * _COLOURS_RGB[self._labels[objects]]).astype(np.uint8)
+        return super()._debug_image(header, rgb, out)
+
+
+def main(args=None):
+    """Entry point: `waste_segmentation_node`."""
+    run_node(WasteSegmentationNode, args)
+
+
+if __name__ == '__main__':
+    main()
