@@ -8,6 +8,10 @@ For each backend the model file with that suffix next to --model is loaded throu
 (after a warm-up). Reported per backend: frames, mean inference ms, FPS, inferences per minute,
 latency p50/p99 (wall time of detect(): pre-process + model + NMS). Backends that cannot run
 here (no file, no CUDA for TensorRT, load failure) are listed with the reason.
+
+Then the node (`--node-backend`): frames through the real detector node over DDS, closed loop;
+`node_over_inference_p50` = node latency p50 / inference p50 (the node's overhead, the issue's
+figure), and the transport floor: an echo node in the detector's place, same messages, no work.
 """
 import json
 from pathlib import Path
@@ -82,6 +86,9 @@ def register(subparsers):
                              "figures ('none' skips them)")
     parser.add_argument('--node-frames', type=int, default=100,
                         help='frames sent through the node (closed loop)')
+    parser.add_argument('--node-material', default='none',
+                        help="the node's material_model_path: 'none' (default: the detector "
+                             "alone) or '' (the shipped classifier, one batch per frame)")
     parser.set_defaults(func=run)
 
 
@@ -136,27 +143,36 @@ def run(args):
     if args.node_backend != 'none':
         path = base.with_suffix(BACKEND_SUFFIX.get(args.node_backend, '.onnx'))
         if path.is_file():
-            report['node'] = bench_node(path, args.node_frames, args.threads, args.device)
+            report['node'] = bench_node(path, args.node_frames, args.threads, args.device,
+                                        material=args.node_material)
             node = report['node']
             print(f"node ({path.name}, {node['frames']} frames, material "
                   f"{node['material']}): inference p50 {node['inference_ms_p50']:.1f} ms, "
                   f"node latency p50 {node['node_latency_ms_p50']:.1f} ms "
                   f"(x{node['node_over_inference_p50']:.2f}), p99 "
                   f"{node['node_latency_ms_p99']:.1f} ms; node callback p50 "
-                  f"{node['callback_ms_p50']:.1f} ms")
+                  f"{node['callback_ms_p50']:.1f} ms (x{node['callback_over_inference_p50']:.2f}"
+                  ' of inference)')
         else:
             report['node'] = {'available': False, 'reason': f'no file {path}'}
+        report['transport_floor'] = bench_node(None, args.node_frames, None, 'cpu', echo=True)
+        floor = report['transport_floor']['latency_ms_p50']
+        print(f'transport floor (an echo node in place of the detector, same inputs): p50 '
+              f'{floor:.2f} ms, p99 {report["transport_floor"]["latency_ms_p99"]:.2f} ms')
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
     return 0
 
 
-def bench_node(model_path, frames_to_send, threads, device, material='none'):
+def bench_node(model_path, frames_to_send, threads, device, material='none', echo=False):
     """Node overhead: frames through the real detector node over DDS, closed loop.
 
     Each sample frame (rgb8 + registered 16UC1 depth + camera info, stamped now) is published
     and the next one only after its DetectionArray arrived, so no queue inflates the latency.
     inference_ms comes from the node's own DetectionArray.inference_ms of the same frames.
+    With echo=True an `EchoNode` takes the detector's place: it receives the same inputs the
+    same way and answers each image at once with an empty DetectionArray, so its latency is
+    the floor that DDS and rclpy set for these messages on this machine, whatever the model.
     """
     import tempfile
 
@@ -180,8 +196,11 @@ def bench_node(model_path, frames_to_send, threads, device, material='none'):
             f"    model_path: '{model_path}'\n    device: {device}\n"
             f"    material_model_path: '{material}'\n"
             + (f'    cpu_threads: {threads}\n' if threads else ''))
-        graph = NodeGraph(['detector'], [params], namespace='bench').spin_in_background()
+        graph = NodeGraph([] if echo else ['detector'], [params],
+                          namespace='bench').spin_in_background()
         try:
+            if echo:
+                graph.add_node(EchoNode(graph.context))
             source = graph.add_node(Node('bench_camera', context=graph.context,
                                          namespace='bench'))
             qos = QoSProfile(depth=1)
@@ -211,10 +230,15 @@ def bench_node(model_path, frames_to_send, threads, device, material='none'):
                     continue     # warm-up frames
                 latencies.append((received - stamp_to_seconds(stamp)) * 1e3)
                 inference.append(out.inference_ms)
-            callback = graph.nodes['detector'].diagnostics.latency.summary()
+            callback = (None if echo else
+                        graph.nodes['detector'].diagnostics.latency.summary())
         finally:
             graph.shutdown()
-    lat, inf = np.percentile(latencies, [50, 99]), np.percentile(inference, [50, 99])
+    lat = np.percentile(latencies, [50, 99])
+    if echo:
+        return {'available': True, 'frames': len(latencies), 'latency_ms_p50': float(lat[0]),
+                'latency_ms_p99': float(lat[1])}
+    inf = np.percentile(inference, [50, 99])
     return {'available': True, 'model': str(model_path), 'material': material,
             'frames': len(latencies), 'inference_ms_p50': float(inf[0]),
             'inference_ms_p99': float(inf[1]), 'node_latency_ms_p50': float(lat[0]),
@@ -223,4 +247,31 @@ def bench_node(model_path, frames_to_send, threads, device, material='none'):
             # The node's own callback (conversion + detect + 3D + message building + publish),
             # last 200 frames: the rest of node_latency is DDS transport of the image and depth.
             'callback_ms_p50': float(callback['latency_ms.p50']),
+            'callback_over_inference_p50': float(callback['latency_ms.p50']) / float(inf[0]),
             'callback_ms_p99': float(callback['latency_ms.p99'])}
+
+
+def EchoNode(context):
+    """Return a node that answers every image on camera/image_raw with an empty DetectionArray.
+
+    It subscribes to depth and camera info too (sensor QoS, as the detector does) so the same
+    messages cross DDS; nothing is computed.
+    """
+    from edge_perception.msg import DetectionArray
+    from edge_perception.nodes.common import DATA_QOS, SENSOR_QOS
+    from rclpy.node import Node
+    from sensor_msgs.msg import CameraInfo, Image
+
+    node = Node('detector', context=context, namespace='bench')
+    pub = node.create_publisher(DetectionArray, 'detections', DATA_QOS)
+
+    def on_image(msg):
+        out = DetectionArray()
+        out.header = msg.header
+        pub.publish(out)
+
+    node.create_subscription(Image, 'camera/image_raw', on_image, SENSOR_QOS)
+    node.create_subscription(Image, 'camera/depth_registered/image_raw', lambda m: None,
+                             SENSOR_QOS)
+    node.create_subscription(CameraInfo, 'camera/camera_info', lambda m: None, SENSOR_QOS)
+    return node
