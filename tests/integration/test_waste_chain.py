@@ -13,11 +13,13 @@ from edge_perception.harness.replay import play_bag, Probe, wait_until
 from edge_perception.harness.runner import NodeGraph
 from edge_perception.harness.samples import (waste_belt_frames, waste_camera, WASTE_FRAME,
                                              write_color_depth_bag)
-from edge_perception.harness.waste_figures import match, position_error_m, WasteScore
+from edge_perception.harness.waste_figures import match
 from edge_perception.msg import DetectionArray
 from edge_perception.nodes.common import DATA_QOS, SENSOR_QOS
 import pytest
 from sensor_msgs.msg import Image
+from waste_chain_checks import (check_3d_positions, check_every_frame_answered,
+                                check_track_ids, frame_of, print_figures)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODEL = next(iter(sorted((ROOT / 'src/edge_perception/models/detector').glob('*.onnx'))), None)
@@ -68,37 +70,11 @@ def run(tmp_path_factory):
 def figures_table(run):
     """Print the measured figures once the module is done (seen with pytest -s)."""
     yield
-    score = WasteScore(run['k'])
-    unmatched = 0
-    for msg, _ in run['detections']:
-        pairs = score.add(frame_of(run, msg)[3], list(msg.detections))
-        unmatched += len(msg.detections) - len(pairs)
-    errors = sorted(score.errors_m)
-    print('waste chain:', dict(score.figures(), unmatched_detections=unmatched,
-                               material_right=score.material_ok,
-                               position_error_mm_max=1000 * errors[-1] if errors else None,
-                               frames=len(run['by_stamp']),
-                               answered=len(run['detections'])))
-
-
-def frame_of(run, msg):
-    """Return the labelled frame a message answers (its stamp maps back onto the frame's)."""
-    stamp = round(stamp_to_seconds(msg.header.stamp), 6)
-    assert stamp in run['by_stamp'], f'output stamp {stamp} matches no input frame'
-    return run['by_stamp'][stamp]
+    print_figures('waste chain', run)
 
 
 def test_every_frame_answered_with_its_header(run):
-    for topic in ('detections', 'tracks'):
-        stamps = [round(stamp_to_seconds(m.header.stamp), 6) for m, _ in run[topic]]
-        assert all(m.header.frame_id == WASTE_FRAME for m, _ in run[topic]), topic
-        assert all(d.header.frame_id == WASTE_FRAME and d.header.stamp == m.header.stamp
-                   for m, _ in run[topic] for d in m.detections), topic
-        assert len(stamps) == len(set(stamps)), f'{topic}: a frame answered twice'
-        # Sensor QoS keeps the freshest frame only, so one frame may be skipped under load.
-        lost = set(run['by_stamp']) - set(stamps)
-        assert len(lost) <= 1, f'{topic}: {len(lost)} of {len(run["by_stamp"])} frames lost'
-        assert not set(stamps) - set(run['by_stamp'])
+    check_every_frame_answered(run)
 
 
 def test_detections_match_the_labels(run):
@@ -133,35 +109,11 @@ def test_materials_match_the_labels(run):
 
 
 def test_3d_positions_within_tolerance(run):
-    errors = []
-    for msg, _ in run['detections']:
-        for obj, det in match(frame_of(run, msg)[3], list(msg.detections)):
-            assert det.position_valid and det.pick_point_valid
-            errors.append(position_error_m(obj, det, run['k']))
-    assert errors
-    errors.sort()
-    median = errors[len(errors) // 2]
-    assert median <= POSITION_MEDIAN_MAX_M, f'median {median * 1000:.1f} mm'
-    assert errors[-1] <= POSITION_MAX_M, f'max {errors[-1] * 1000:.1f} mm'
+    check_3d_positions(run, POSITION_MEDIAN_MAX_M, POSITION_MAX_M)
 
 
 def test_track_ids_are_stable_across_frames(run):
-    ids_of = {}        # (sequence, object source) -> set of track ids
-    for msg, _ in run['tracks']:
-        for obj, det in match(frame_of(run, msg)[3], list(msg.detections)):
-            assert det.track_id >= 1
-            ids_of.setdefault((obj['sequence'], obj['source']), set()).add(det.track_id)
-    assert ids_of, 'no tracks matched the labels'
-    switches = sum(len(ids) - 1 for ids in ids_of.values())
-    owners = {}
-    for obj, ids in ids_of.items():
-        for track_id in ids:
-            owners.setdefault(track_id, set()).add(obj)
-    shared = {i: o for i, o in owners.items() if len(o) > 1}
-    assert not shared, f'track ids reused for different objects: {shared}'
-    assert switches <= max(1, len(ids_of) // 10)
-    # Objects moving at 6 px per 0.2 s get a velocity estimate.
-    assert any(d.velocity_valid for m, _ in run['tracks'] for d in m.detections)
+    check_track_ids(run, lambda objects: max(1, objects // 10))
 
 
 def test_debug_image_only_drawn_when_subscribed(run, tmp_path):
