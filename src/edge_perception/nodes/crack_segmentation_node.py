@@ -13,7 +13,6 @@ from edge_perception.conversions import stamp_to_seconds
 from edge_perception.core.crack import (crack_geometry, metric_widths,
                                         remove_small_components, severity)
 from edge_perception.msg import CrackSegmentation
-from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, Param, SENSOR_QOS,
                                           with_live)
@@ -89,9 +88,7 @@ class CrackSegmentationNode(ManagedNode):
     def on_configure(self, state):
         """Create the outputs and camera-side inputs, load and warm the experts and gate."""
         p = self.params
-        self.side = CameraSideInputs(self, p['depth_topic'], p['camera_info_topic'],
-                                     p['max_depth_age_s'], p['stale_after_s'])
-        self.diagnostics.inputs = [self.image_input] + self.side.monitors
+        self._open_camera_inputs()
         self.seg_pub = self.create_publisher(CrackSegmentation, p['segmentation_topic'],
                                              DATA_QOS)
         self.mask_pub = self.create_publisher(Image, p['mask_topic'], SENSOR_QOS)
@@ -100,10 +97,7 @@ class CrackSegmentationNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self):
-        if self.side is not None:
-            self.side.close()
-            self.side = None
-        self.diagnostics.inputs = [self.image_input]
+        self._close_camera_inputs()
         for pub in (self.seg_pub, self.mask_pub, self.debug_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
@@ -113,12 +107,7 @@ class CrackSegmentationNode(ManagedNode):
 
     def on_parameters_changed(self, names):
         """Apply a run-time parameter set; a fusion change rebuilds (and warms) the segmenter."""
-        p = self.params
-        self.image_input.stale_after_s = p['stale_after_s']
-        if self.side is not None:
-            self.side.max_depth_age_s = p['max_depth_age_s']
-            for monitor in self.side.monitors:
-                monitor.stale_after_s = p['stale_after_s']
+        self._apply_input_timing()
         if names & _SEGMENTER_PARAMS and self.side is not None:
             self._load()
 

@@ -13,7 +13,6 @@ from edge_perception.conversions import numpy_to_image, set_detection_box, stamp
 from edge_perception.core.depth_fusion import DepthFusionError, object_position, pick_point
 from edge_perception.msg import Detection, DetectionArray
 from edge_perception.nodes import vision_msgs_bridge
-from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import (copy_header, DATA_QOS, declare_parameters,
                                           Diagnostics, InputMonitor, LATCHED_QOS, Param,
                                           SENSOR_QOS, with_live)
@@ -110,9 +109,7 @@ class DetectorNode(ManagedNode):
     def on_configure(self, state):
         """Create the outputs and camera-side inputs, load and warm the models."""
         p = self.params
-        self.side = CameraSideInputs(self, p['depth_topic'], p['camera_info_topic'],
-                                     p['max_depth_age_s'], p['stale_after_s'])
-        self.diagnostics.inputs = [self.image_input] + self.side.monitors
+        self._open_camera_inputs()
         self.pub = self.create_publisher(DetectionArray, p['detections_topic'], DATA_QOS)
         self.debug_pub = self.create_publisher(Image, p['debug_image_topic'], SENSOR_QOS)
         self._create_vision_publishers()
@@ -120,10 +117,7 @@ class DetectorNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self):
-        if self.side is not None:
-            self.side.close()
-            self.side = None
-        self.diagnostics.inputs = [self.image_input]
+        self._close_camera_inputs()
         for pub in [self.pub, self.debug_pub] + list((self.vision or {}).values()):
             if pub is not None:
                 self.destroy_publisher(pub)
@@ -133,14 +127,9 @@ class DetectorNode(ManagedNode):
 
     def on_parameters_changed(self, names):
         """Apply a run-time parameter set (thresholds from the next frame on)."""
-        p = self.params
         if self.detector is not None:
             self._apply_model_params()
-        self.image_input.stale_after_s = p['stale_after_s']
-        if self.side is not None:
-            self.side.max_depth_age_s = p['max_depth_age_s']
-            for monitor in self.side.monitors:
-                monitor.stale_after_s = p['stale_after_s']
+        self._apply_input_timing()
 
     def _apply_model_params(self):
         p = self.params

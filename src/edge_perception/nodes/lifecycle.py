@@ -11,6 +11,7 @@ A model that cannot be loaded does not fail `configure`: the node stays up, repo
 its diagnostics (ERROR) and retries every `model_retry_s`, so a file copied into place later is
 picked up without a restart (the project's rule for bad input: say what is wrong, recover).
 """
+from edge_perception.nodes.camera_inputs import CameraSideInputs
 from edge_perception.nodes.common import Param, SENSOR_QOS
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import Image
@@ -23,9 +24,10 @@ AUTOSTART_PARAM = Param(
 class ManagedNode(LifecycleNode):
     """A camera-fed LifecycleNode that can start itself and reports its state in diagnostics.
 
-    Subclasses set `self.side` (camera-side inputs or None) and `self.params` (with
-    `image_topic`), define `on_image`, `on_configure` and `_release()` (free models, publishers
-    and inputs); activation subscribes `on_image` to the image topic.
+    Subclasses set `self.params` (image_topic, depth_topic, camera_info_topic, max_depth_age_s,
+    stale_after_s), `self.image_input` and `self.diagnostics`, define `on_image`, `on_configure`
+    (calling `_open_camera_inputs`) and `_release()` (free models and publishers, then
+    `_close_camera_inputs`); activation subscribes `on_image` to the image topic.
     """
 
     side = None
@@ -63,6 +65,28 @@ class ManagedNode(LifecycleNode):
 
     def _release(self):
         raise NotImplementedError
+
+    def _open_camera_inputs(self):
+        """Subscribe to depth and camera info (params depth_topic, camera_info_topic)."""
+        p = self.params
+        self.side = CameraSideInputs(self, p['depth_topic'], p['camera_info_topic'],
+                                     p['max_depth_age_s'], p['stale_after_s'])
+        self.diagnostics.inputs = [self.image_input] + self.side.monitors
+
+    def _close_camera_inputs(self):
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+        self.diagnostics.inputs = [self.image_input]
+
+    def _apply_input_timing(self):
+        """Apply run-time stale_after_s and max_depth_age_s to the image and side inputs."""
+        p = self.params
+        self.image_input.stale_after_s = p['stale_after_s']
+        if self.side is not None:
+            self.side.max_depth_age_s = p['max_depth_age_s']
+            for monitor in self.side.monitors:
+                monitor.stale_after_s = p['stale_after_s']
 
     def autostart(self):
         """Configure, then activate; returns the resulting state's label."""
