@@ -479,6 +479,9 @@ def main(argv=None):
                         help='encoder (stem .. block 10) from this material classifier ONNX '
                         '(ImageNet Lite0 fine-tuned on TrashNet train); its batch norms are '
                         'folded, so every encoder batch norm stays in eval mode')
+    parser.add_argument('--check-material-init', action='store_true',
+                        help='only print how well the folded-weight loader reproduces the '
+                        '--init-material-onnx classifier (max |logit difference|) and exit')
     parser.add_argument('--evaluate-checkpoint', type=Path, default=None,
                         help='only export + evaluate this checkpoint (no training)')
     args = parser.parse_args(argv)
@@ -486,6 +489,11 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+
+    if args.check_material_init:
+        difference, scale = check_material_init(args.init_material_onnx)
+        print(json.dumps({'max_abs_logit_difference': difference, 'max_abs_logit': scale}))
+        return 0
 
     if args.evaluate_checkpoint is not None:
         ckpt = torch.load(args.evaluate_checkpoint, map_location='cpu')
