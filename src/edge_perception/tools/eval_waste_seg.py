@@ -78,7 +78,9 @@ def evaluate_dir(segmenter, images_dir, masks_dir):
         times.append(result.inference_ms)
     metrics = pooled_iou(confusion)
     return {'miou': metrics['miou'], 'iou': metrics['iou'], 'images': len(pairs),
-            'model': str(segmenter.model_path), 'ms_per_frame_p50': float(np.median(times)),
+            'model': str(segmenter.model_path),
+            'component_vote': getattr(segmenter, 'component_vote', None),
+            'ms_per_frame_p50': float(np.median(times)),
             'confusion_matrix': confusion.tolist(),
             'confusion_matrix_axes': 'rows = true label, columns = predicted label',
             'labels': list(LABELS)}
@@ -99,7 +101,10 @@ def run(args):
     from edge_perception.core.waste_segmentation import WasteSegmenter
 
     try:
-        segmenter = WasteSegmenter(args.model, intra_op_num_threads=args.threads)
+        vote = getattr(args, 'component_vote', None)
+        options = {} if vote is None else {'component_vote': vote == 'on'}
+        segmenter = WasteSegmenter(args.model, intra_op_num_threads=args.threads,
+                                   **options)
         metrics = evaluate_dir(segmenter, args.images, args.masks)
     except ValueError as error:
         print(f'eval-waste-seg: error: {error}', file=sys.stderr)
@@ -123,4 +128,6 @@ def register(subparsers):
     parser.add_argument('--model', type=Path, default=None,
                         help='ONNX model (default: the one shipped with the package)')
     parser.add_argument('--threads', type=int, default=1, help='onnxruntime intra-op threads')
+    parser.add_argument('--component-vote', choices=('on', 'off'), default=None,
+                        help="one material per connected item region (default: the runtime's)")
     parser.set_defaults(func=run)
