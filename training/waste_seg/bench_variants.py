@@ -5,9 +5,10 @@
 
 Exports untrained (ImageNet encoder, random head) variants to ONNX and times onnxruntime on one
 input (median of `--repeats` after warm-up) at 1 and 2 threads:
-  * lraspp_s8 (shipped design) at 320x240 and 384x288;
-  * unet_s4: the same encoder with a U-Net-like decoder (stride-16 -> 8 -> 4, 3x3 convs,
-    64/48/32 channels), logits at stride 4: a heavier alternative.
+  * lraspp_block13 (shipped design: encoder to block 13, LR-ASPP, stride-8 logits) at 320x240
+    and 384x288; lraspp_block10 (encoder to block 10, stride 16) at 320x240;
+  * unet_s4_block10: the block-10 encoder with a U-Net-like decoder (stride 16 -> 8 -> 4, 3x3
+    convs, 64/48/32 channels), logits at stride 4: a heavier alternative.
 And the runtime's post-processing to 640x480 (core.waste_segmentation.upsample_argmax: one
 cv2.resize per probability plane and a running max) against one 7-channel resize followed by
 numpy argmax / max over the channel axis.
@@ -104,11 +105,13 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=20)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    report = {'load_average': os.getloadavg(), 'variants': {},
+    report = {'load_average_at_start': os.getloadavg(), 'variants': {},
               'postprocess_ms_640x480': postprocess_times(args.repeats)}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, build, sizes in (('lraspp_s8', LiteSeg, ((240, 320), (288, 384))),
-                                   ('unet_s4', UNetS4, ((240, 320),))):
+        for name, build, sizes in (
+                ('lraspp_block13', lambda: LiteSeg(last_block=13), ((240, 320), (288, 384))),
+                ('lraspp_block10', LiteSeg, ((240, 320),)),
+                ('unet_s4_block10', UNetS4, ((240, 320),))):
             model = build().eval()
             params = sum(p.numel() for p in model.parameters())
             for h, w in sizes:
@@ -120,6 +123,7 @@ def main(argv=None):
                     'ms_1_thread': time_session(path, h, w, 1, args.repeats),
                     'ms_2_threads': time_session(path, h, w, 2, args.repeats)}
                 print(key, report['variants'][key], flush=True)
+    report['load_average_at_end'] = os.getloadavg()
     print(json.dumps(report['postprocess_ms_640x480']))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + '\n')
