@@ -6,6 +6,8 @@
 
 The shipped model is two runs (models/material/MODEL_CARD.md): the defaults (--out RUN1), then
 `--init RUN1/last.pt --epochs 2 --lr 0.006 --warmup-epochs 0.2 --out RUN2`.
+A v3 attempt, `--input-size 192 --freeze-blocks 0 --epochs 6` (else the defaults), scored higher
+on TrashNet val but lower on belt crops and was not shipped (the card's "v3 attempt" section).
 
 DATA holds train/<class>/*.jpg and val/<class>/*.jpg (TrashNet). CACHE is belt_augment.py's
 cut-out cache, filled on first use (GrabCut, 0.3-0.9 s a photo, once): the first
