@@ -397,7 +397,7 @@ def metadata_for(args, step, variant):
         'input': 'float32 NCHW RGB in [0,1] (frame resized with INTER_AREA); TF-Lite '
                  'normalisation inside the graph',
         'output': 'logits N x 7 x H/8 x W/8 (runtime upsamples)',
-        'init': str(args.init_material_onnx or 'ImageNet weights'),
+        'init': str(args.init_checkpoint or args.init_material_onnx or 'ImageNet weights'),
         'training_data': 'composites of TrashNet train cut-outs (MIT) on procedural and '
                          'crack-dataset texture backgrounds (training/waste_seg/compose_seg.py)',
         'recipe': 'training/waste_seg/train_waste_seg.py, last EMA weights (no selection)'}
@@ -479,6 +479,9 @@ def main(argv=None):
                         help='encoder (stem .. block 10) from this material classifier ONNX '
                         '(ImageNet Lite0 fine-tuned on TrashNet train); its batch norms are '
                         'folded, so every encoder batch norm stays in eval mode')
+    parser.add_argument('--init-checkpoint', type=Path, default=None,
+                        help="continue from this run's last.pt (EMA weights; same architecture, "
+                        'encoder batch norms kept in eval mode)')
     parser.add_argument('--check-material-init', action='store_true',
                         help='only print how well the folded-weight loader reproduces the '
                         '--init-material-onnx classifier (max |logit difference|) and exit')
@@ -514,6 +517,9 @@ def main(argv=None):
     model = build_model(args)
     if args.init_material_onnx is not None:
         init_from_material_onnx(model, args.init_material_onnx)
+    if args.init_checkpoint is not None:
+        model.load_state_dict(torch.load(args.init_checkpoint, map_location='cpu')['state_dict'])
+    freeze_encoder_bn = args.init_material_onnx is not None or args.init_checkpoint is not None
     encoder_bns = [m for m in model.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
     encoder_ids = {id(p) for p in encoder_params}
@@ -548,7 +554,7 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group['lr'] = args.lr * factor * group['lr_scale']
         model.train()
-        if args.init_material_onnx is not None:
+        if freeze_encoder_bn:
             for bn in encoder_bns:
                 bn.eval()
         loss = seg_loss(args.loss, model(inputs), target)
