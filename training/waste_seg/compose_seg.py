@@ -26,9 +26,9 @@ Write evaluation sets (PNG frames + same-stem PNG label maps, for `edge-percepti
 eval-waste-seg`):
 
     python training/waste_seg/compose_seg.py write --cutouts /tmp/matv3/cache/cutouts/val \
-        --out /tmp/wasteseg/eval_heldout --n 120 --families held_out --seed 101
+        --out /tmp/wasteseg/eval_heldout --n 200 --families held_out --seed 101
     python training/waste_seg/compose_seg.py write --cutouts /tmp/matv3/cache/cutouts/val \
-        --out /tmp/wasteseg/eval_infamily --n 120 --families train --seed 102
+        --out /tmp/wasteseg/eval_infamily --n 200 --families train --seed 102
 
 From Python (the node tests' helper): `write_eval_set(out_dir, cutout_dir, n, seed=0,
 families='held_out', height=480, width=640, texture_root=DEFAULT_TEXTURE_ROOT)`.

