@@ -25,12 +25,17 @@ from waste_chain_checks import (check_3d_positions, check_every_frame_answered,
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODEL = ROOT / 'src/edge_perception/models/waste_seg/waste_seg_lite0.onnx'
-# Measured on this chain (pytest -s prints the figures; see the constants' comments). Each bound
-# is the measured figure with a stated margin for platform differences.
-RECALL_FLOOR = 0.60                  # measured: see MEASURED below
-MATERIAL_FLOOR = 0.60
-POSITION_MEDIAN_MAX_M = 0.020
-POSITION_MAX_M = 0.060
+# Measured on this chain (24 frames, 78 labelled objects, shipped FP32 model, 2 shared CPU
+# cores; pytest -s prints them): 24/24 frames answered, 66/78 objects matched by a region
+# (0.85; items of one material that touch merge into one region), 37 unmatched regions, the
+# labelled material on 59 of the 66 (0.89), 3D error median 12.8 mm, p90 37 mm, max 65 mm (a
+# region is the visible part of an item, its centre is not the box's), 0 ID switches. Each
+# bound is the measured figure with a stated margin for platform differences.
+RECALL_FLOOR = 0.70                  # measured 0.85
+UNMATCHED_MAX = 50                   # measured 37
+MATERIAL_FLOOR = 0.75                # measured 0.89
+POSITION_MEDIAN_MAX_M = 0.020        # measured 12.8 mm
+POSITION_MAX_M = 0.090               # measured 65 mm
 NS = 'seg'
 
 pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason=f'no shipped model {MODEL}')
@@ -113,7 +118,9 @@ def test_regions_match_the_labelled_objects_with_their_material(run):
     for msg, _ in run['detections']:
         score.add(frame_of(run, msg)[3], list(msg.detections))
     figures = score.figures()
+    unmatched = sum(len(m.detections) for m, _ in run['detections']) - figures['matched']
     assert figures['recall_iou50'] >= RECALL_FLOOR, figures
+    assert unmatched <= UNMATCHED_MAX, f'{unmatched} regions matched no labelled object'
     assert figures['material_accuracy'] >= MATERIAL_FLOOR, figures
 
 
