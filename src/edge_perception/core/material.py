@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import cv2
+from edge_perception.core.onnx_session import cpu_session
 import numpy as np
 
 DEFAULT_MODEL_PATH = (Path(__file__).resolve().parent.parent
@@ -151,23 +152,9 @@ class MaterialClassifier:
 
     def __init__(self, model_path=None, class_names: Optional[Sequence[str]] = None,
                  input_size: Optional[int] = None, intra_op_num_threads: int = 1):
-        import onnxruntime as ort  # deferred: importing this module stays cheap
-
         self.model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
-        if not self.model_path.is_file():
-            raise MaterialModelError(f'material model not found: {self.model_path}')
-        if int(intra_op_num_threads) < 1:
-            raise MaterialModelError(
-                f'intra_op_num_threads must be >= 1, got {intra_op_num_threads}')
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(intra_op_num_threads)
-        options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(
-                str(self.model_path), sess_options=options, providers=['CPUExecutionProvider'])
-        except Exception as error:  # onnxruntime raises several private exception types
-            raise MaterialModelError(
-                f'cannot load material model {self.model_path}: {error}') from error
+        self._session = cpu_session(self.model_path, MaterialModelError, 'material model',
+                                    int(intra_op_num_threads))
 
         model_input = self._session.get_inputs()[0]
         self._input_name = model_input.name

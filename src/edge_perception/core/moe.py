@@ -25,6 +25,7 @@ import os
 import time
 from typing import List, Optional
 
+from edge_perception.core.onnx_session import cpu_session
 import numpy as np
 
 STRATEGIES = ('single', 'hard', 'soft', 'topk')
@@ -158,21 +159,9 @@ def _require(entry, key, where):
 
 
 def _load_session(path, threads):
-    import onnxruntime as ort
-
-    if not os.path.isfile(path):
-        raise CrackModelError(f'model file not found: {path}')
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Each session has its own thread pool; spinning idle threads of the gate and of the other
     # experts would steal the cores from the one running (measured: top-2 1.5x slower).
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    try:
-        return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    except Exception as exc:  # onnxruntime raises its own classes for corrupt/invalid graphs
-        raise CrackModelError(f'cannot load ONNX model {path}: {exc}') from exc
+    return cpu_session(path, CrackModelError, 'ONNX model', threads, allow_spinning=False)
 
 
 def _parse_model(entry, name, base_dir, threads, where):

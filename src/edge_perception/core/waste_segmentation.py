@@ -24,6 +24,7 @@ import time
 from typing import Dict, Optional
 
 import cv2
+from edge_perception.core.onnx_session import cpu_session
 import numpy as np
 
 LABELS = ('background', 'cardboard', 'glass', 'metal', 'paper', 'plastic', 'trash')
@@ -83,26 +84,10 @@ class WasteSegmenter:
 
     def __init__(self, model_path=None, intra_op_num_threads: Optional[int] = None,
                  component_vote: bool = DEFAULT_COMPONENT_VOTE):
-        import onnxruntime as ort  # deferred: importing this module stays cheap
-
         self.component_vote = bool(component_vote)
         self.model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
-        if not self.model_path.is_file():
-            raise WasteSegmentationModelError(
-                f'waste segmentation model not found: {self.model_path}')
-        options = ort.SessionOptions()
-        if intra_op_num_threads is not None:
-            if int(intra_op_num_threads) < 1:
-                raise WasteSegmentationModelError(
-                    f'intra_op_num_threads must be >= 1, got {intra_op_num_threads}')
-            options.intra_op_num_threads = int(intra_op_num_threads)
-        options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(
-                str(self.model_path), sess_options=options, providers=['CPUExecutionProvider'])
-        except Exception as error:  # onnxruntime raises several private exception types
-            raise WasteSegmentationModelError(
-                f'cannot load waste segmentation model {self.model_path}: {error}') from error
+        self._session = cpu_session(self.model_path, WasteSegmentationModelError,
+                                    'waste segmentation model', intra_op_num_threads)
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise WasteSegmentationModelError(
