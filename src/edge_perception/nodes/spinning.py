@@ -55,7 +55,20 @@ def run_node(node_class, args=None):
     node = None
     try:
         node = node_class()
-        rclpy.spin(node)
+        while True:
+            try:
+                rclpy.spin(node)
+                break
+            except RuntimeError as error:
+                # A Ctrl-C that lands while rclpy converts a taken message (a large image takes
+                # a while) surfaces as this pybind11 error instead of KeyboardInterrupt; rclpy's
+                # own handler shuts the context down, so the next spin ends cleanly. Any other
+                # RuntimeError is a real failure.
+                if 'Unable to convert call argument' not in str(error):
+                    raise
+                _LOG.debug('message take interrupted: %s', error)
+                if not node.context.ok():
+                    break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
