@@ -39,6 +39,10 @@ def die_with_parent():
         _LOG.debug('prctl(PR_SET_PDEATHSIG) unavailable: node outlives a killed parent')
 
 
+def _ctrl_c_is_handled_by_rclpy(signum, frame):
+    """Python's side of SIGINT in a node process: nothing (rclpy's handler does the work)."""
+
+
 def run_node(node_class, args=None):
     """Spin one node the standard way until Ctrl-C, SIGTERM or an external shutdown; exit 0.
 
@@ -51,26 +55,24 @@ def run_node(node_class, args=None):
     die_with_parent()
     # `kill -USR1 <pid>` prints every thread's stack: for a node that hangs in the field.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # Ctrl-C ends the node through rclpy's own handler (it shuts the context down, so spin ends
+    # with ExternalShutdownException), not through a KeyboardInterrupt raised wherever the main
+    # thread happens to be: one landing while rclpy converted a taken 640 KB image killed the
+    # node with a pybind11 RuntimeError, another left a half-built rclpy Task whose __del__
+    # printed a traceback. rclpy chains to the handler installed before init: this no-op.
+    signal.signal(signal.SIGINT, _ctrl_c_is_handled_by_rclpy)
     rclpy.init(args=args)
     node = None
     try:
         node = node_class()
-        while True:
-            try:
-                rclpy.spin(node)
-                break
-            except RuntimeError as error:
-                # A Ctrl-C that lands while rclpy converts a taken message (a large image takes
-                # a while) surfaces as this pybind11 error instead of KeyboardInterrupt; rclpy's
-                # own handler shuts the context down, so the next spin ends cleanly. Any other
-                # RuntimeError is a real failure.
-                if 'Unable to convert call argument' not in str(error):
-                    raise
-                _LOG.debug('message take interrupted: %s', error)
-                if not node.context.ok():
-                    break
+        rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # rclpy's handler shuts the context down between two steps of the executor, which may
+        # then fail to build its wait set (RCLError: context not valid): that is the shutdown.
+        if node is None or node.context.ok():
+            raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
