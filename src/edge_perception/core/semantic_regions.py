@@ -61,10 +61,7 @@ def label_regions(labels: np.ndarray, confidence: np.ndarray, class_names: Seque
         _, components, stats, _ = cv2.connectedComponentsWithStats(
             of_label[r0:r1, c0:c1].view(np.uint8), connectivity=8)
         areas = stats[1:, cv2.CC_STAT_AREA]
-        keep = np.flatnonzero(areas >= max(1, min_area_px)) + 1
-        if keep.size == 0:
-            continue
-        for k in keep:
+        for k in np.flatnonzero(areas >= max(1, min_area_px)) + 1:
             x, y, w, h, area = stats[k]
             region = components[y:y + h, x:x + w] == k
             mask = np.zeros(labels.shape, bool)

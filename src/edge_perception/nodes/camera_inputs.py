@@ -31,7 +31,7 @@ class CameraSideInputs:
                  history=8):
         self._node = node
         self._lock = threading.Lock()
-        self._depths = collections.deque(maxlen=history)   # [stamp_s, msg, converted]
+        self._depths = collections.deque(maxlen=history)   # (stamp_s, msg, converted or None)
         self._depth_range = (0.0, float('inf'))            # (min_m, max_m) of the conversion
         self._camera_info = None
         self.max_depth_age_s = max_depth_age_s

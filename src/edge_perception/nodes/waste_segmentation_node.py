@@ -8,6 +8,8 @@ on the region's mask, DetectionArray with masks, vision_msgs, debug image, diagn
 lifecycle and model retry. So the tracker, the markers and an arm consume it unchanged. Extra
 output: the label image (mono8, pixel = label 0..6, the input image's header).
 """
+import time
+
 from edge_perception.conversions import numpy_to_image
 from edge_perception.core.detector import DetectionResult
 from edge_perception.core.material import MaterialResult
@@ -51,7 +53,7 @@ class WasteSegmentationNode(DetectorNode):
 
     def __init__(self, **kwargs):
         self.label_pub = None
-        self._labels = self._confidence = None
+        self._labels = None        # the last frame's labels, for the label and debug images
         super().__init__('waste_segmentation', PARAMS, **kwargs)
 
     def on_configure(self, state):
@@ -74,7 +76,6 @@ class WasteSegmentationNode(DetectorNode):
 
     def _load_models(self):
         """(Re)load the segmentation model; keep running and report on failure."""
-        import time
         from edge_perception.core.waste_segmentation import WasteSegmenter
         p = self.params
         self._next_load_try = time.monotonic() + p['model_retry_s']
@@ -94,7 +95,6 @@ class WasteSegmentationNode(DetectorNode):
 
     def _infer(self, rgb):
         """Segment the frame and return a detection per region (inference_ms covers both)."""
-        import time
         from edge_perception.core.semantic_regions import label_regions
         p = self.params
         started = time.perf_counter()
@@ -103,7 +103,7 @@ class WasteSegmentationNode(DetectorNode):
             seg.labels, seg.confidence, self.detector.class_names,
             min_area_px=p['min_region_area_px'], max_regions=p['max_detections'])
             if d.score >= p['min_region_score']]
-        self._labels, self._confidence = seg.labels, seg.confidence
+        self._labels = seg.labels
         return DetectionResult(detections, (time.perf_counter() - started) * 1e3,
                                {'segment': float(seg.inference_ms)})
 
