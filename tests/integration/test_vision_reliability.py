@@ -1,4 +1,4 @@
-"""Reliability of the vision nodes (detector, crack_segmentation).
+"""Reliability of the vision nodes (detector, waste_segmentation, crack_segmentation).
 
 Malformed images, depth and camera info generated with hypothesis go into the real nodes'
 callbacks (nothing may raise; errors are reported; good input still works afterwards), a missing
@@ -30,6 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODELS = ROOT / 'src/edge_perception/models'
 DETECTOR = next(iter(sorted((MODELS / 'detector').glob('*.onnx'))), None)
 CRACK_MANIFEST = MODELS / 'crack' / 'moe.yaml'
+WASTE_SEG = MODELS / 'waste_seg' / 'waste_seg_lite0.onnx'
 FLOOD_S = float(os.environ.get('EDGE_PERCEPTION_FLOOD_S', '60'))
 FUZZ = fuzz_settings(60)
 
@@ -59,6 +60,19 @@ def good_detector_input():
             CameraInfo(width=width, height=height, k=[float(v) for v in k]), check)
 
 
+def good_segmentation_input():
+    """Return a bundled belt frame for the segmentation node, and a check of the answer."""
+    width, height, k = waste_camera()
+    _, rgb, depth_mm, truth = waste_belt_frames()[0]
+
+    def check(out):
+        assert len(out.detections) >= len(truth) - 1       # a region per item (4 items)
+        assert all(d.position_valid and len(d.mask.data) for d in out.detections)
+
+    return (numpy_to_image(rgb, 'rgb8'), numpy_to_image(depth_mm, '16UC1'),
+            CameraInfo(width=width, height=height, k=[float(v) for v in k]), check)
+
+
 def good_crack_input():
     """Return a bundled crack sample on a flat surface, and a check of the answer."""
     _, rgb, depth_m, gt, _, k = crack_frames()[0]
@@ -76,6 +90,8 @@ VISION_NODES = {
     # node type: (params file, output topic, its type, good input, present)
     'detector': ('config/perception.yaml', 'detections', DetectionArray, good_detector_input,
                  DETECTOR is not None),
+    'waste_segmentation': ('config/perception.yaml', 'detections', DetectionArray,
+                           good_segmentation_input, WASTE_SEG.is_file()),
     'crack_segmentation': ('config/crack_inspection.yaml', 'crack/segmentation',
                            CrackSegmentation, good_crack_input, CRACK_MANIFEST.is_file()),
 }
@@ -120,15 +136,25 @@ def test_vision_node_survives_malformed_images_depth_and_camera_info(node_type):
         graph.shutdown()
 
 
-@pytest.mark.skipif(DETECTOR is None, reason='no shipped detector model')
-def test_missing_model_keeps_node_up_and_recovers_when_the_file_appears(tmp_path):
+# The model-loading nodes: node type -> (shipped model, parameters besides model_path).
+MODEL_NODES = {
+    'detector': (DETECTOR, "    material_model_path: 'none'\n"),
+    'waste_segmentation': (WASTE_SEG if WASTE_SEG.is_file() else None, ''),
+}
+
+
+@pytest.mark.parametrize('node_type', sorted(MODEL_NODES))
+def test_missing_model_keeps_node_up_and_recovers_when_the_file_appears(tmp_path, node_type):
+    shipped, extra = MODEL_NODES[node_type]
+    if shipped is None:
+        pytest.skip(f'no shipped model for {node_type}')
     model = tmp_path / 'models' / 'waste.onnx'
-    params = params_file(tmp_path, '/**/detector:\n  ros__parameters:\n'
+    params = params_file(tmp_path, f'/**/{node_type}:\n  ros__parameters:\n'
                                    f"    model_path: '{model}'\n    model_retry_s: 0.2\n"
-                                   "    material_model_path: 'none'\n")
-    graph = NodeGraph(['detector'], [params], namespace='missing').spin_in_background()
+                                   + extra)
+    graph = NodeGraph([node_type], [params], namespace='missing').spin_in_background()
     try:
-        node = graph.nodes['detector']
+        node = graph.nodes[node_type]
         assert node.detector is None and 'not found' in node.model_error
         status = node.diagnostics.build_status()
         assert status.level == b'\x02' and 'model not loaded' in status.message
@@ -139,7 +165,7 @@ def test_missing_model_keeps_node_up_and_recovers_when_the_file_appears(tmp_path
         node.on_image(numpy_to_image(np.zeros((48, 64, 3), np.uint8), 'rgb8'))
         assert node.detector is None and str(model) in node.model_error
         # ... and the real file, copied in place, is picked up on a later frame.
-        shutil.copy(DETECTOR, model)
+        shutil.copy(shipped, model)
         assert wait_until(lambda: (node.on_image(numpy_to_image(
             np.zeros((48, 64, 3), np.uint8), 'rgb8')) or node.detector is not None), 5.0,
             poll_s=0.25)
@@ -177,12 +203,21 @@ def rss_mb():
                     if line.startswith('VmRSS:'))
 
 
-@pytest.mark.skipif(DETECTOR is None, reason='no shipped detector model')
-def test_image_flood_keeps_memory_bounded_and_processes_the_freshest_frame(tmp_path):
-    params = params_file(tmp_path, '/**/detector:\n  ros__parameters:\n'
-                                   "    material_model_path: 'none'\n    depth_topic: ''\n"
-                                   "    camera_info_topic: ''\n    cpu_threads: 1\n")
-    graph = NodeGraph(['detector'], [params], namespace='vflood').spin_in_background()
+# The segmentation node shares the detector's input path (DetectorNode), so a third of the
+# flood time shows that its heavier per-frame work does not queue frames either.
+FLOOD_NODES = {'detector': FLOOD_S, 'waste_segmentation': FLOOD_S / 3}
+
+
+@pytest.mark.parametrize('node_type', sorted(FLOOD_NODES))
+def test_image_flood_keeps_memory_bounded_and_processes_the_freshest_frame(tmp_path, node_type):
+    shipped, extra = MODEL_NODES[node_type]
+    if shipped is None:
+        pytest.skip(f'no shipped model for {node_type}')
+    params = params_file(tmp_path, f'/**/{node_type}:\n  ros__parameters:\n'
+                                   "    depth_topic: ''\n    camera_info_topic: ''\n"
+                                   '    detections_topic: detections\n    cpu_threads: 1\n'
+                                   + extra)
+    graph = NodeGraph([node_type], [params], namespace='vflood').spin_in_background()
     try:
         probe = graph.add_node(Probe(graph.context, {'detections': (DetectionArray, DATA_QOS)},
                                      namespace='vflood'))
@@ -191,7 +226,7 @@ def test_image_flood_keeps_memory_bounded_and_processes_the_freshest_frame(tmp_p
         flooder.flood(300.0, 3.0)               # warm-up
         rss_start, samples, lags = rss_mb(), [], []
         started = time.monotonic()
-        while time.monotonic() - started < FLOOD_S:
+        while time.monotonic() - started < FLOOD_NODES[node_type]:
             probe.clear()
             flooder.flood(300.0, 5.0)
             samples.append(rss_mb())
@@ -199,10 +234,10 @@ def test_image_flood_keeps_memory_bounded_and_processes_the_freshest_frame(tmp_p
             # Freshness: the age of the frame the node answered last, at the end of the chunk.
             if received:
                 lags.append(flooder.last_stamp - stamp_to_seconds(received[-1][0].header.stamp))
-        node = graph.nodes['detector']
+        node = graph.nodes[node_type]
         elapsed = time.monotonic() - started
         growth = max(samples) - rss_start
-        print(f'vision flood: {flooder.published} images in {elapsed:.0f} s '
+        print(f'vision flood ({node_type}): {flooder.published} images in {elapsed:.0f} s '
               f'({flooder.published / elapsed:.0f} Hz offered, 640x480 rgb8), node received '
               f'{node.image_input.received}, RSS {rss_start:.0f} -> {samples[-1]:.0f} MB '
               f'(max growth {growth:.0f} MB), answered-frame age per chunk (s) '
