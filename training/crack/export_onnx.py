@@ -1,13 +1,14 @@
 """Export a fold's experts and gate to ONNX, check them against torch, write its moe.yaml.
 
 Usage (after train_experts.py and train_gate.py):
-    .venv/bin/python training/crack/export_onnx.py --run training/crack/runs/v2 --fold final \
+    .venv/bin/python training/crack/export_onnx.py --run training/crack/runs/v3 --fold final \
         --out src/edge_perception/models/crack
-    .venv/bin/python training/crack/export_onnx.py --run training/crack/runs/v2 --fold uav
+    .venv/bin/python training/crack/export_onnx.py --run training/crack/runs/v3 --fold uav
         (default --out: RUN/FOLD/onnx; eval-crack --lodo-run RUN reads those)
 
 Experts are exported (opset 17) with a sigmoid appended (output: crack probability) and dynamic
-height and width (any multiple of 16); the gate with a fixed 96 x 128 input. Each export is
+height and width (any multiple of the expert's pad_multiple: 16, or 32 for lite0_half); the gate
+with a fixed 96 x 128 input. Each export is
 checked on random inputs of two sizes: the largest |onnxruntime - torch| difference is printed and
 must be < 1e-4; each file must be < 10 MB. The manifest gets the fold's calibrated thresholds
 (RUN/FOLD/thresholds.json): `threshold` is the top-k one (the node's default strategy), and
@@ -26,10 +27,9 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import MEAN, STD  # noqa: E402, I100
-from nets import build_expert, count_parameters, GateCNN  # noqa: E402
+from nets import build_expert, count_parameters, GateCNN, pad_multiple  # noqa: E402
 from train_gate import configurations, GATE_SIZE  # noqa: E402
 
-PAD_MULTIPLE = 16
 MAX_BYTES = 10_000_000
 
 
@@ -74,10 +74,10 @@ def max_difference(model, path, shapes):
 def main(argv=None):
     """Export, verify, write moe.yaml."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--run', default='training/crack/runs/v2')
+    parser.add_argument('--run', default='training/crack/runs/v3')
     parser.add_argument('--fold', default='final')
     parser.add_argument('--out', default=None, help='default: RUN/FOLD/onnx')
-    parser.add_argument('--experts', default='lite0_unet,lite0_s8')
+    parser.add_argument('--experts', default='lite0_unet,lite0_s8,lite0_half')
     parser.add_argument('--default-expert', default='lite0_unet',
                         help='expert for strategy single')
     parser.add_argument('--k', type=int, default=2)
@@ -95,7 +95,8 @@ def main(argv=None):
         model = WithSigmoid(net).eval()
         path = os.path.join(out, f'{name}.onnx')
         export(model, path, torch.zeros(1, 3, 256, 256), dynamic=True)
-        diff = max_difference(model, path, [(1, 3, 384, 544), (1, 3, 160, 96)])
+        m = pad_multiple(name)
+        diff = max_difference(model, path, [(1, 3, 384, -(-544 // m) * m), (1, 3, 160, 96)])
         info[name] = {'params': count_parameters(net), 'bytes': os.path.getsize(path),
                       'max_abs_diff_vs_torch': diff}
         print(f'{name}: {info[name]}')
@@ -135,7 +136,8 @@ def write_manifest(path, experts, default_expert, thresholds, k, fold):
         '#               size: [H, W]       -> resized to H x W and the output resized back.',
         '# normalisation: x = (rgb / 255 - mean) / std, RGB order, NCHW float32.',
         '# output: probability (sigmoid inside the model) or logits.',
-        '# thresholds: per configuration, best pooled F1 on validation images (train_gate.py);',
+        '# thresholds: per configuration, best mean per-set F1 on out-of-fold predictions of',
+        '# surfaces the models were not trained on (train_gate.py);',
         '# threshold: the top-k one, used for configurations not listed.',
         'format: 1',
         f'default_expert: {default_expert}   # used by strategy single',
@@ -147,7 +149,7 @@ def write_manifest(path, experts, default_expert, thresholds, k, fold):
     for name in experts:
         lines += [f'  - name: {name}',
                   f'    file: {name}.onnx',
-                  f'    input: {{pad_to_multiple: {PAD_MULTIPLE}}}',
+                  f'    input: {{pad_to_multiple: {pad_multiple(name)}}}',
                   f'    normalisation: {norm}',
                   '    output: probability']
     lines += ['gate:',

@@ -10,6 +10,11 @@ Each expert maps a normalised RGB image (N, 3, H, W), H and W multiples of 16, t
   logits at stride 2 refined at full resolution with the input image.
 - Lite0S8 ('lite0_s8'): the same pretrained encoder cut at stride 8 (40 channels) with a light
   two-step decoder: the fast expert (>= 10 FPS at 512 x 512 on 2 cores).
+- Lite0UNetHalf ('lite0_half'): the Lite0UNet design run on the image shrunk 2x (2x2 average
+  pooling inside the graph), logits upsampled back: the coarse-scale expert. It sees twice the
+  context per pixel and cannot fire on fine surface grain (asphalt aggregate, concrete pores),
+  where the full-scale experts see thin cracks: complementary by scale, for the gate to choose
+  per image. A quarter of lite0_unet's cost per frame. Input a multiple of 32 (PAD_MULTIPLE).
 - TinyUNet ('unet'): v1's from-scratch U-Net (widths c, 2c, 4c, 6c), retrained on all data: no
   ImageNet prior, full-resolution first layer (thin, high-contrast cracks).
 - GateCNN: a small classifier over a downscaled image that outputs one logit per expert.
@@ -135,6 +140,14 @@ class Lite0UNet(nn.Module):
         return self.refine(torch.cat([up(d, x), x], 1))
 
 
+class Lite0UNetHalf(Lite0UNet):
+    """Lite0UNet on the 2x average-pooled image; logits upsampled to the input size."""
+
+    def forward(self, x):
+        """Crack logits at input resolution (H, W multiples of 32)."""
+        return up(super().forward(F.avg_pool2d(x, 2)), x)
+
+
 class Lite0S8(nn.Module):
     """Lite0 to stride 8 + a light decoder (skips 4 and 2), logits upsampled from stride 2."""
 
@@ -172,6 +185,7 @@ class GateCNN(nn.Module):
 EXPERTS = {
     'lite0_unet': Lite0UNet,
     'lite0_s8': Lite0S8,
+    'lite0_half': Lite0UNetHalf,
     'unet': TinyUNet,
 }
 
@@ -183,6 +197,15 @@ def build_expert(name, pretrained=True):
     if name.startswith('lite0'):
         return EXPERTS[name](pretrained=pretrained)
     return EXPERTS[name]()
+
+
+# Input size multiple per expert (the runtime pads by reflection to it; see moe.yaml).
+PAD_MULTIPLE = {'lite0_half': 32}
+
+
+def pad_multiple(name):
+    """Return the expert's input size multiple: 32 for the half-scale expert, else 16."""
+    return PAD_MULTIPLE.get(name, 16)
 
 
 def count_parameters(model):

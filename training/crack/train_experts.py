@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import load_all, normalise, pad_to_multiple, random_batch, SETS  # noqa: E402, I100
-from nets import build_expert, count_parameters, EXPERTS  # noqa: E402
+from nets import build_expert, count_parameters, EXPERTS, pad_multiple  # noqa: E402
 
 
 def dice_loss(logits, target, eps=1.0):
@@ -77,10 +77,10 @@ def train_one(name, pool, steps, seed, args, log):
 
 
 @torch.no_grad()
-def predict(model, image):
+def predict(model, image, multiple=16):
     """Crack probability (H, W) float32 for a uint8 image, padded as at run time."""
     h, w = image.shape[:2]
-    x = torch.from_numpy(normalise(pad_to_multiple(image)))
+    x = torch.from_numpy(normalise(pad_to_multiple(image, multiple)))
     return torch.sigmoid(model(x))[0, 0, :h, :w].numpy()
 
 
@@ -139,7 +139,7 @@ def main(argv=None):
         summary.setdefault(name, {}).update(figures)
         json.dump(summary, open(summary_path, 'w'), indent=1)
 
-    for e_idx, name in enumerate(args.experts.split(',')):
+    for name in args.experts.split(','):
         if name not in EXPERTS:
             raise SystemExit(f'unknown expert {name}')
         pred_path = os.path.join(out, f'pred_{name}.npz')
@@ -147,7 +147,9 @@ def main(argv=None):
             log(f'{name}: done, skipped')
             continue
         weights = os.path.join(out, f'{name}.pt')
-        seed = args.seed * 1000 + 10 * (list(SETS) + ['final']).index(args.fold) + e_idx
+        # Seeded by fold and expert name, so experts trained in separate processes differ.
+        seed = args.seed * 1000 + 10 * (list(SETS) + ['final']).index(args.fold) + \
+            list(EXPERTS).index(name)
         if os.path.exists(weights):
             model = build_expert(name, pretrained=False)
             model.load_state_dict(torch.load(weights))
@@ -162,7 +164,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         preds = {}
         for s, i in targets:
-            prob = predict(model, data[s]['images'][i])
+            prob = predict(model, data[s]['images'][i], pad_multiple(name))
             preds[f'{s}/{data[s]["stems"][i]}'] = np.round(prob * 255).astype(np.uint8)
         np.savez_compressed(pred_path, **preds)
         update_summary(name, predict_s=round(time.perf_counter() - t0, 1))

@@ -1,22 +1,31 @@
-"""Train the gates on out-of-fold (OOF) soft-IoU labels and calibrate every fold's thresholds.
+"""Train the gates on out-of-fold (OOF) IoU labels; calibrate every fold's thresholds on OOF data.
 
 Usage (after train_experts.py for the three LODO folds and the final fold; minutes on one thread):
-    .venv/bin/python training/crack/train_gate.py /work/shared/data --run training/crack/runs/v2
+    .venv/bin/python training/crack/train_gate.py /work/shared/data --run training/crack/runs/v3 \
+        --experts lite0_unet,lite0_s8,lite0_half
 
-OOF labels: every image of set S was predicted by the experts of LODO fold S, which never saw S.
-For image n and expert i, IoU_ni is the soft (probabilistic) crack IoU of that prediction,
-sum(p g) / sum(p + g - p g): no threshold needed. Target q_n = softmax(IoU_n / T) (T =
---temperature, default 0.03: an IoU lead of 0.03 is a factor e in weight); loss
-KL(q_n || softmax(gate(x_n))).
+OOF predictions: every image of set S was predicted by the experts of LODO fold S, which never saw
+S. They stand for what a model does on a surface it was not trained on, which is what the
+thresholds and the gate must be right about (a drone over a road the project has no data of).
 
-- Gate of LODO fold S: trained on the train+val images of the two other sets, never on S.
-- Final gate: trained on the train+val images of all three sets (test splits, which hold the
-  bundled samples, are never used).
+Each fold F (a LODO fold, or `final`) is calibrated and its gate trained on the OOF predictions of
+the non-test images of the *other* sets (final: of all three sets), never on F's own images:
 
-Thresholds: for each fold and each configuration (single expert, uniform average, hard, soft,
-top-k), the threshold in 0.05..0.95 with the best pooled F1 on that fold's validation images
-(LODO fold S: the val splits of the two training sets; final: the val splits of all three) is
-written to RUN/FOLD/thresholds.json; export_onnx.py puts them into the fold's moe.yaml.
+1. Single-expert thresholds: per expert, the threshold in 0.05..0.95 with the best mean over sets
+   of the per-set pooled F1 (each surface counts equally, whatever its image count).
+2. Gate labels: IoU of each expert's OOF mask at that threshold, q_n = softmax(IoU_n / T)
+   (T = --temperature, 0.03: an IoU lead of 0.03 is a factor e in weight); loss
+   KL(q_n || softmax(gate(x_n))). v2 used soft (probabilistic) IoU, which rewarded the sharper
+   probability maps of an expert that lost once thresholded.
+3. Fused configurations (uniform, hard, soft, top-k): thresholds as in 1, with fold F's gate.
+
+Written: RUN/FOLD/thresholds.json (`threshold` and the calibration F1 per configuration, and, for
+the record, `val_threshold`: the v2 rule, the best pooled F1 on the fold's in-domain val images);
+export_onnx.py puts the thresholds into the fold's moe.yaml. RUN/gate_summary.json holds the OOF
+IoU per expert and set and how each LODO gate does on its left-out set.
+
+Honest-use note: a LODO fold's threshold and gate never see its left-out set's images or labels;
+the OOF predictions they use come from fold models that did train on that set (second order).
 """
 import argparse
 import json
@@ -48,11 +57,40 @@ def gate_inputs(images):
     return np.stack(out).astype(np.float32)
 
 
-def soft_iou(prob, gt):
-    """sum(p g) / sum(p + g - p g) (1.0 when both are empty)."""
-    inter = float((prob * gt).sum())
-    union = float(prob.sum() + gt.sum()) - inter
-    return inter / union if union > 0 else 1.0
+def hard_iou(prob, gt, threshold):
+    """Return the IoU of (prob >= threshold) with gt (1.0 when both are empty)."""
+    pred = prob >= threshold
+    union = np.count_nonzero(pred | gt)
+    return np.count_nonzero(pred & gt) / union if union else 1.0
+
+
+def histograms(prob, gt):
+    """(2, 256) counts of crack / non-crack pixels per probability level round(p * 255)."""
+    q = np.rint(prob * 255.0).astype(np.int64).ravel()
+    g = gt.ravel()
+    return np.stack([np.bincount(q[g], minlength=256), np.bincount(q[~g], minlength=256)])
+
+
+# Level index per grid threshold: p >= t  <=>  round(p * 255) >= LEVEL (to within 1/510).
+LEVELS = np.ceil(THRESHOLDS * 255.0 - 0.5).astype(int)
+
+
+def f1_curve(hists):
+    """Pooled F1 at every grid threshold from summed (2, 256) histograms."""
+    h = np.sum(hists, axis=0)
+    pos_at_or_above = np.cumsum(h[0][::-1])[::-1]
+    neg_at_or_above = np.cumsum(h[1][::-1])[::-1]
+    tp = pos_at_or_above[LEVELS]
+    fp = neg_at_or_above[LEVELS]
+    fn = h[0].sum() - tp
+    return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+
+
+def best_threshold(hists_by_set):
+    """Threshold with the best mean over sets of per-set pooled F1; (threshold, that mean)."""
+    curve = np.mean([f1_curve(h) for h in hists_by_set.values()], axis=0)
+    best = int(np.argmax(curve))
+    return float(THRESHOLDS[best]), float(curve[best])
 
 
 def soft_labels(iou, temperature):
@@ -111,32 +149,12 @@ def fused(probs, gate_logits, config, experts, k):
     return fuse([probs[i] for i in idx], w)
 
 
-def calibrate(prob_list, logit_list, masks, experts, k):
-    """Best pooled-F1 threshold on the grid per configuration, and that F1."""
-    out = {}
-    for config in configurations(experts, k):
-        tp = np.zeros(len(THRESHOLDS))
-        fp = np.zeros(len(THRESHOLDS))
-        fn = np.zeros(len(THRESHOLDS))
-        for probs, logits, gt in zip(prob_list, logit_list, masks):
-            p = fused(probs, logits, config, experts, k)
-            for j, t in enumerate(THRESHOLDS):
-                pred = p >= t
-                tp[j] += np.count_nonzero(pred & gt)
-                fp[j] += np.count_nonzero(pred & ~gt)
-                fn[j] += np.count_nonzero(~pred & gt)
-        f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
-        best = int(np.argmax(f1))
-        out[config] = {'threshold': float(THRESHOLDS[best]), 'val_f1': float(f1[best])}
-    return out
-
-
 def main(argv=None):
-    """Train the LODO and final gates, calibrate thresholds."""
+    """Train the LODO and final gates on OOF labels, calibrate thresholds on OOF predictions."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('data', help='folder holding deepcrack_train, crack_uav, crack_crackmap')
-    parser.add_argument('--run', default='training/crack/runs/v2')
-    parser.add_argument('--experts', default='lite0_unet,lite0_s8')
+    parser.add_argument('--run', default='training/crack/runs/v3')
+    parser.add_argument('--experts', default='lite0_unet,lite0_s8,lite0_half')
     parser.add_argument('--temperature', type=float, default=0.03)
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--batch', type=int, default=16)
@@ -147,65 +165,88 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     experts = args.experts.split(',')
+    configs = configurations(experts, args.k)
     t0 = time.perf_counter()
     data = load_all(args.data, args.seed, args.holdout_dir)
 
     def preds(fold, name):
         return np.load(os.path.join(args.run, fold, f'pred_{name}.npz'))
 
-    # OOF soft IoU per image and expert, from the LODO fold that left the image's set out.
-    rows = []                       # (set, index)
-    iou = []
+    # OOF probabilities per image (E, H, W), from the LODO fold that left the image's set out.
+    rows = [(s, i) for s in SETS for i in range(len(data[s]['stems']))]
     oof = {s: [preds(s, e) for e in experts] for s in SETS}
-    for s in SETS:
-        for i, stem in enumerate(data[s]['stems']):
-            gt = data[s]['masks'][i].astype(np.float32)
-            rows.append((s, i))
-            iou.append([soft_iou(p[f'{s}/{stem}'] / 255.0, gt) for p in oof[s]])
-    iou = np.array(iou)
-    q = soft_labels(iou, args.temperature)
+    oof_u8 = [np.stack([p[f'{s}/{data[s]["stems"][i]}'] for p in oof[s]]) for s, i in rows]
+
+    def probs(n):             # uint8 in memory (735 images x E maps), float32 when used
+        return oof_u8[n].astype(np.float32) / 255.0
+    masks = [data[s]['masks'][i] for s, i in rows]
     x = gate_inputs([data[s]['images'][i] for s, i in rows])
     row_set = np.array([s for s, _ in rows])
     row_split = np.array([data[s]['split'][i] for s, i in rows])
+    print(f'{len(rows)} OOF images loaded ({time.perf_counter() - t0:.0f} s)', flush=True)
     report = {'experts': experts, 'temperature': args.temperature, 'epochs': args.epochs,
-              'oof_soft_iou_mean': {s: dict(zip(experts, iou[row_set == s].mean(0).round(4)
-                                                .tolist())) for s in SETS},
-              'oof_best_expert_share': {s: np.bincount(iou[row_set == s].argmax(1),
-                                                       minlength=len(experts)).tolist()
-                                        for s in SETS},
-              'folds': {}}
-    print(json.dumps({k: report[k] for k in ('oof_soft_iou_mean', 'oof_best_expert_share')}))
+              'labels': "IoU at each expert's OOF-calibrated threshold", 'folds': {}}
+
+    def calibration_hists(config, rows_used, gate_logits):
+        """{set: [(2, 256) histogram per image]} of a configuration on the given rows."""
+        out = {}
+        for n in rows_used:
+            fused_map = fused(probs(n), gate_logits[n] if gate_logits is not None else None,
+                              config, experts, args.k)
+            out.setdefault(row_set[n], []).append(histograms(fused_map, masks[n]))
+        return out
 
     for f_idx, fold in enumerate(list(SETS) + ['final']):
-        train = (row_split != 'test') & (row_set != fold)
-        gate = train_gate(x[train], q[train], len(experts), args, args.seed * 1000 + f_idx)
+        # Never the fold's own set, never a test split.
+        use = np.flatnonzero((row_split != 'test') & (row_set != fold))
+        thresholds = {}
+        for e in experts:
+            t, f1 = best_threshold(calibration_hists(f'single:{e}', use, None))
+            thresholds[f'single:{e}'] = {'threshold': t, 'calibration_mean_f1': f1}
+        iou = np.array([[hard_iou(probs(n)[j], masks[n], thresholds[f'single:{e}']['threshold'])
+                         for j, e in enumerate(experts)] for n in use])
+        gate = train_gate(x[use], soft_labels(iou, args.temperature), len(experts), args,
+                          args.seed * 1000 + f_idx)
         torch.save(gate.state_dict(), os.path.join(args.run, fold, 'gate.pt'))
-        # Validation images of this fold: val splits of its training sets.
+        with torch.no_grad():
+            logits = gate(torch.from_numpy(x)).numpy()
+        for config in configs:
+            if config.startswith('single:'):
+                continue
+            t, f1 = best_threshold(calibration_hists(config, use, logits))
+            thresholds[config] = {'threshold': t, 'calibration_mean_f1': f1}
+        # For the record: the v2 rule (best pooled F1 on the fold's in-domain val predictions).
         val = [(s, i) for s, i in rows if s != fold and data[s]['split'][i] == 'val']
         fold_preds = [preds(fold, e) for e in experts]
-        prob_list, masks = [], []
-        for s, i in val:
-            key = f'{s}/{data[s]["stems"][i]}'
-            prob_list.append(np.stack([p[key] for p in fold_preds]).astype(np.float32) / 255.0)
-            masks.append(data[s]['masks'][i])
         with torch.no_grad():
-            logits = gate(torch.from_numpy(gate_inputs([data[s]['images'][i]
-                                                        for s, i in val]))).numpy()
-        thresholds = calibrate(prob_list, logits, masks, experts, args.k)
+            val_logits = gate(torch.from_numpy(gate_inputs([data[s]['images'][i]
+                                                            for s, i in val]))).numpy()
+        for config in configs:
+            h = [histograms(fused(np.stack([p[f'{s}/{data[s]["stems"][i]}'] for p in fold_preds])
+                                  .astype(np.float32) / 255.0, val_logits[n], config, experts,
+                                  args.k), data[s]['masks'][i]) for n, (s, i) in enumerate(val)]
+            curve = f1_curve(h)
+            thresholds[config]['val_threshold'] = float(THRESHOLDS[int(np.argmax(curve))])
+            thresholds[config]['val_f1'] = float(curve.max())
         json.dump(thresholds, open(os.path.join(args.run, fold, 'thresholds.json'), 'w'),
                   indent=1)
-        report['folds'][fold] = {'gate_train_images': int(train.sum()),
-                                 'val_images': len(val), 'thresholds': thresholds}
-        if fold != 'final':   # how the gate does on the left-out set's OOF labels
-            held = row_set == fold
-            with torch.no_grad():
-                g = torch.softmax(gate(torch.from_numpy(x[held])), 1).numpy()
-            report['folds'][fold]['left_out_soft_iou'] = {
-                'gate_argmax': float(iou[held][np.arange(held.sum()), g.argmax(1)].mean()),
-                'oracle': float(iou[held].max(1).mean()),
-                **{e: float(iou[held, j].mean()) for j, e in enumerate(experts)}}
-        print(fold, json.dumps(report['folds'][fold]), f'({time.perf_counter() - t0:.0f} s)',
-              flush=True)
+        entry = {'calibration_images': int(len(use)), 'val_images': len(val),
+                 'oof_iou_mean': dict(zip(experts, iou.mean(0).round(4).tolist())),
+                 'best_expert_share': np.bincount(iou.argmax(1), minlength=len(experts))
+                 .tolist(), 'thresholds': thresholds}
+        if fold != 'final':   # how the gate does on the left-out set (IoU at fold thresholds)
+            held = np.flatnonzero(row_set == fold)
+            held_iou = np.array([[hard_iou(probs(n)[j], masks[n],
+                                           thresholds[f'single:{e}']['threshold'])
+                                  for j, e in enumerate(experts)] for n in held])
+            choice = logits[held].argmax(1)
+            entry['left_out_iou'] = {
+                'gate_argmax': float(held_iou[np.arange(len(held)), choice].mean()),
+                'oracle': float(held_iou.max(1).mean()),
+                'gate_choice_share': np.bincount(choice, minlength=len(experts)).tolist(),
+                **{e: float(held_iou[:, j].mean()) for j, e in enumerate(experts)}}
+        report['folds'][fold] = entry
+        print(fold, json.dumps(entry), f'({time.perf_counter() - t0:.0f} s)', flush=True)
     report['gate_params'] = count_parameters(gate)
     report['train_s'] = round(time.perf_counter() - t0, 1)
     json.dump(report, open(os.path.join(args.run, 'gate_summary.json'), 'w'), indent=1)
