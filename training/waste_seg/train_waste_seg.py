@@ -4,7 +4,8 @@
 Reproduce the shipped files (models/waste_seg/MODEL_CARD.md has the figures and their commands):
 
     source scripts/env.sh && pip install -r requirements/training.txt
-    # cut-outs (GrabCut, cached): first 150 TrashNet train photos per class, every val photo
+    # cut-outs (GrabCut, cached): first 150 TrashNet train photos per class (stages 1-2), every
+    # val photo; then every train photo (stage 3: 1,547 kept of 1,771, same cache folder)
     python -c "import sys; from pathlib import Path; sys.path.insert(0, 'training/detector'); \
         from make_dataset import build_cutouts; \
         build_cutouts(Path('/work/shared/data/trashnet'), Path('/tmp/matv3/cache'), 'train', 150)"
@@ -15,6 +16,9 @@ Reproduce the shipped files (models/waste_seg/MODEL_CARD.md has the figures and 
         --out /tmp/wasteseg/eval_heldout --n 200 --families held_out --seed 101
     python training/waste_seg/compose_seg.py write --cutouts /tmp/matv3/cache/cutouts/val \
         --out /tmp/wasteseg/eval_infamily --n 200 --families train --seed 102
+    # dev set (TrashNet train objects: written while the cache held the first-150 cut-outs only)
+    python training/waste_seg/compose_seg.py write --cutouts /tmp/matv3/cache/cutouts/train \
+        --out /tmp/wasteseg/dev_train --n 60 --families train --seed 103
     # stage 1 (Focal + Lovasz)
     OMP_NUM_THREADS=1 nice -n 5 python training/waste_seg/train_waste_seg.py \
         --cutouts /tmp/matv3/cache/cutouts/train --out /tmp/wasteseg/run_fl \
@@ -22,12 +26,22 @@ Reproduce the shipped files (models/waste_seg/MODEL_CARD.md has the figures and 
         --loss focal_lovasz --init-material-onnx \
         src/edge_perception/models/material/material_effnet_lite0.onnx --last-block 13 \
         --steps 1300 --snapshot-step 400 --max-minutes 40
-    # stage 2 (shipped): continue from stage 1's last EMA weights, new data stream
+    # stage 2 (v1, shipped before stage 3): continue from stage 1's last EMA weights, new data
     OMP_NUM_THREADS=1 nice -n 5 python training/waste_seg/train_waste_seg.py \
         --cutouts /tmp/matv3/cache/cutouts/train --out /tmp/wasteseg/run_fl2 \
         --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout \
         --loss focal_lovasz --init-checkpoint /tmp/wasteseg/run_fl/last.pt --last-block 13 \
         --steps 900 --lr 6e-4 --warmup 50 --seed 1 --max-minutes 20
+    # stage 3 (shipped): all train photos cut out, continue from stage 2's last EMA weights
+    python -c "import sys; from pathlib import Path; sys.path.insert(0, 'training/detector'); \
+        from make_dataset import build_cutouts; \
+        build_cutouts(Path('/work/shared/data/trashnet'), Path('/tmp/matv3/cache'), 'train', None)"
+    OMP_NUM_THREADS=1 nice -n 5 python training/waste_seg/train_waste_seg.py \
+        --cutouts /tmp/matv3/cache/cutouts/train --out /tmp/wasteseg/run_fl3 \
+        --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout \
+        --eval /tmp/wasteseg/dev_train \
+        --loss focal_lovasz --init-checkpoint /tmp/wasteseg/run_fl2/last.pt --last-block 13 \
+        --steps 2000 --lr 6e-4 --warmup 50 --seed 2 --max-minutes 70
     # cross-entropy comparison: stage 1's schedule, stopped after its first 400 steps
     OMP_NUM_THREADS=1 nice -n 5 python training/waste_seg/train_waste_seg.py \
         --cutouts /tmp/matv3/cache/cutouts/train --out /tmp/wasteseg/run_ce \
@@ -39,8 +53,8 @@ Reproduce the shipped files (models/waste_seg/MODEL_CARD.md has the figures and 
     python training/waste_seg/train_waste_seg.py --evaluate-checkpoint \
         /tmp/wasteseg/run_fl/snapshot.pt --out /tmp/wasteseg/run_fl_prefix \
         --eval /tmp/wasteseg/eval_infamily --eval /tmp/wasteseg/eval_heldout --no-latency
-    cp /tmp/wasteseg/run_fl2/fp32.onnx src/edge_perception/models/waste_seg/waste_seg_lite0.onnx
-    cp /tmp/wasteseg/run_fl2/int8.onnx \
+    cp /tmp/wasteseg/run_fl3/fp32.onnx src/edge_perception/models/waste_seg/waste_seg_lite0.onnx
+    cp /tmp/wasteseg/run_fl3/int8.onnx \
         src/edge_perception/models/waste_seg/waste_seg_lite0_int8.onnx
 
 The run's OUT/ holds fp32.onnx (checked against torch),
