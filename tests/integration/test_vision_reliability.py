@@ -220,7 +220,7 @@ def test_image_flood_keeps_memory_bounded_and_processes_the_freshest_frame(tmp_p
     graph = NodeGraph([node_type], [params], namespace='vflood').spin_in_background()
     try:
         probe = graph.add_node(Probe(graph.context, {'detections': (DetectionArray, DATA_QOS)},
-                                     namespace='vflood'))
+                                     namespace='vflood', keep_last=1))
         flooder = graph.add_node(ImageFlooder(graph.context))
         assert wait_until(lambda: flooder.pub.get_subscription_count() > 0, 15.0)
         flooder.flood(300.0, 3.0)               # warm-up

@@ -17,10 +17,15 @@ from rclpy.node import Node
 
 
 class Probe(Node):
-    """Records every message of the given topics with its wall-clock receive time."""
+    """Records every message of the given topics with its wall-clock receive time.
 
-    def __init__(self, context, topics, name='probe', namespace=''):
+    keep_last=N keeps only the newest N per topic: a flood test measuring its own process's
+    memory must not count a pile of received messages (segmentation masks are 0.3 MB each).
+    """
+
+    def __init__(self, context, topics, name='probe', namespace='', keep_last=None):
         super().__init__(name, context=context, namespace=namespace)
+        self.keep_last = keep_last
         # Re-entrant: wait_for's predicate may call snapshot() while the lock is held.
         self._lock = threading.RLock()
         self._condition = threading.Condition(self._lock)
@@ -32,7 +37,10 @@ class Probe(Node):
 
     def _on_message(self, topic, msg):
         with self._condition:
-            self.records[topic].append((msg, time.time()))
+            records = self.records[topic]
+            records.append((msg, time.time()))
+            if self.keep_last and len(records) > self.keep_last:
+                del records[:-self.keep_last]
             self._condition.notify_all()
 
     def matched_publishers(self, topic):
