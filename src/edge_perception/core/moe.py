@@ -10,7 +10,8 @@ A gate scores each image; g = softmax(gate(x)). Strategies (the paper's equation
 Experts output per-pixel crack probabilities; the fused probability is thresholded. The threshold
 is, in order: the constructor's `threshold`; the manifest's `thresholds` entry for the
 configuration (keys as `config_key` writes them: `single:NAME`, `hard`, `soft`, `topk(k=K)`;
-calibrated on validation data by the training scripts); the manifest's `threshold`; 0.5.
+calibrated by the training scripts on out-of-fold predictions, i.e. on surfaces the models were
+not trained on); the manifest's `threshold`; 0.5.
 
 Models are ONNX files run with onnxruntime, listed in a YAML manifest (default: the shipped
 `models/crack/moe.yaml`; see that file for the format) so that users can swap in their own.
