@@ -196,6 +196,15 @@ def main(argv=None):
             out.setdefault(row_set[n], []).append(histograms(fused_map, masks[n]))
         return out
 
+    def expert_ious(rows_used, thresholds):
+        """(rows, E) IoU of each expert's OOF mask at its single-expert threshold."""
+        out = []
+        for n in rows_used:
+            p = probs(n)
+            out.append([hard_iou(p[j], masks[n], thresholds[f'single:{e}']['threshold'])
+                        for j, e in enumerate(experts)])
+        return np.array(out)
+
     for f_idx, fold in enumerate(list(SETS) + ['final']):
         # Never the fold's own set, never a test split.
         use = np.flatnonzero((row_split != 'test') & (row_set != fold))
@@ -203,8 +212,7 @@ def main(argv=None):
         for e in experts:
             t, f1 = best_threshold(calibration_hists(f'single:{e}', use, None))
             thresholds[f'single:{e}'] = {'threshold': t, 'calibration_mean_f1': f1}
-        iou = np.array([[hard_iou(probs(n)[j], masks[n], thresholds[f'single:{e}']['threshold'])
-                         for j, e in enumerate(experts)] for n in use])
+        iou = expert_ious(use, thresholds)
         gate = train_gate(x[use], soft_labels(iou, args.temperature), len(experts), args,
                           args.seed * 1000 + f_idx)
         torch.save(gate.state_dict(), os.path.join(args.run, fold, 'gate.pt'))
@@ -221,10 +229,11 @@ def main(argv=None):
         with torch.no_grad():
             val_logits = gate(torch.from_numpy(gate_inputs([data[s]['images'][i]
                                                             for s, i in val]))).numpy()
+        val_probs = [np.stack([p[f'{s}/{data[s]["stems"][i]}'] for p in fold_preds])
+                     .astype(np.float32) / 255.0 for s, i in val]
         for config in configs:
-            h = [histograms(fused(np.stack([p[f'{s}/{data[s]["stems"][i]}'] for p in fold_preds])
-                                  .astype(np.float32) / 255.0, val_logits[n], config, experts,
-                                  args.k), data[s]['masks'][i]) for n, (s, i) in enumerate(val)]
+            h = [histograms(fused(val_probs[n], val_logits[n], config, experts, args.k),
+                            data[s]['masks'][i]) for n, (s, i) in enumerate(val)]
             curve = f1_curve(h)
             thresholds[config]['val_threshold'] = float(THRESHOLDS[int(np.argmax(curve))])
             thresholds[config]['val_f1'] = float(curve.max())
@@ -236,9 +245,7 @@ def main(argv=None):
                  .tolist(), 'thresholds': thresholds}
         if fold != 'final':   # how the gate does on the left-out set (IoU at fold thresholds)
             held = np.flatnonzero(row_set == fold)
-            held_iou = np.array([[hard_iou(probs(n)[j], masks[n],
-                                           thresholds[f'single:{e}']['threshold'])
-                                  for j, e in enumerate(experts)] for n in held])
+            held_iou = expert_ious(held, thresholds)
             choice = logits[held].argmax(1)
             entry['left_out_iou'] = {
                 'gate_argmax': float(held_iou[np.arange(len(held)), choice].mean()),
