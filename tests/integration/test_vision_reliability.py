@@ -47,30 +47,34 @@ def sole_caller(graph, node):
     return node
 
 
-def good_detector_input():
-    """Return a bundled belt frame, its depth and intrinsics, and a check of the answer."""
+def belt_frame_messages():
+    """Return the first belt frame's rgb8 and 16UC1 messages, camera info and labelled objects."""
     width, height, k = waste_camera()
     _, rgb, depth_mm, truth = waste_belt_frames()[0]
+    return (numpy_to_image(rgb, 'rgb8'), numpy_to_image(depth_mm, '16UC1'),
+            CameraInfo(width=width, height=height, k=[float(v) for v in k]), truth)
+
+
+def good_detector_input():
+    """Return a bundled belt frame, its depth and intrinsics, and a check of the answer."""
+    image, depth, info, truth = belt_frame_messages()
 
     def check(out):
         assert len(out.detections) >= len(truth) - 1
         assert all(d.position_valid for d in out.detections)   # 3D valid again
 
-    return (numpy_to_image(rgb, 'rgb8'), numpy_to_image(depth_mm, '16UC1'),
-            CameraInfo(width=width, height=height, k=[float(v) for v in k]), check)
+    return image, depth, info, check
 
 
 def good_segmentation_input():
     """Return a bundled belt frame for the segmentation node, and a check of the answer."""
-    width, height, k = waste_camera()
-    _, rgb, depth_mm, truth = waste_belt_frames()[0]
+    image, depth, info, truth = belt_frame_messages()
 
     def check(out):
         assert len(out.detections) >= len(truth) - 1       # a region per item (4 items)
         assert all(d.position_valid and len(d.mask.data) for d in out.detections)
 
-    return (numpy_to_image(rgb, 'rgb8'), numpy_to_image(depth_mm, '16UC1'),
-            CameraInfo(width=width, height=height, k=[float(v) for v in k]), check)
+    return image, depth, info, check
 
 
 def good_crack_input():
