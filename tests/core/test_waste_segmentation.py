@@ -281,11 +281,26 @@ def test_eval_cli_writes_json(tmp_path):
     images, masks = write_set(tmp_path / 'set', [solid((0, 255, 0), 16, 16)],
                               [np.full((16, 16), LABELS.index('plastic'), np.uint8)])
     out = tmp_path / 'out' / 'metrics.json'
-    args = argparse.Namespace(images=images, masks=masks, json=out, model=model, threads=1)
+    args = argparse.Namespace(images=images, masks=masks, json=out, model=model, threads=1,
+                              material_model='none')
     assert eval_waste_seg.run(args) == 0
     report = json.loads(out.read_text())
     assert report['miou'] == 1.0 and report['images'] == 1
     assert set(report) >= {'miou', 'iou', 'images', 'model', 'ms_per_frame_p50'}
+    assert report['material_model'] is None
+
+
+def test_eval_cli_refines_regions_with_the_shipped_classifier_by_default(tmp_path):
+    # A 16 x 16 frame: its one region (256 px) is over the 200 px floor, so the classifier votes.
+    model = write_tiny_model(tmp_path / 'tiny.onnx')
+    images, masks = write_set(tmp_path / 'set', [solid((0, 255, 0), 16, 16)],
+                              [np.full((16, 16), LABELS.index('plastic'), np.uint8)])
+    out = tmp_path / 'metrics.json'
+    args = argparse.Namespace(images=images, masks=masks, json=out, model=model, threads=1)
+    assert eval_waste_seg.run(args) == 0
+    report = json.loads(out.read_text())
+    assert report['material_model'].endswith('material_effnet_lite0.onnx')
+    assert report['material_exponent'] == 2.0 and report['images'] == 1
 
 
 def test_eval_missing_mask_names_it(tmp_path):

@@ -46,11 +46,17 @@ class WasteSegmentationInputError(ValueError):
 
 @dataclass(frozen=True)
 class SegmentationResult:
-    """Per-pixel labels (uint8, indices into LABELS) and max softmax probability at frame size."""
+    """Per-pixel labels (uint8, indices into LABELS) and max softmax probability at frame size.
+
+    probabilities: the model's softmax at its own resolution (C x h x w float32; 7 x 30 x 40
+    for the shipped model), for consumers that need every label's probability
+    (core.region_materials) without 7 full-size planes.
+    """
 
     labels: np.ndarray
     confidence: np.ndarray
     inference_ms: float
+    probabilities: Optional[np.ndarray] = None
 
 
 def as_rgb_frame(image) -> np.ndarray:
@@ -159,11 +165,13 @@ class WasteSegmenter:
         if logits.ndim != 3 or logits.shape[0] != len(LABELS):
             raise WasteSegmentationModelError(
                 f'{self.model_path}: logits of shape {logits.shape}, expected 7 x h x w')
-        labels, confidence = upsample_argmax(logits, height, width)
+        probabilities = softmax_planes(logits)
+        labels, confidence = upsample_argmax_probabilities(probabilities, height, width)
         if self.component_vote:
             labels = vote_components(labels, confidence)
         return SegmentationResult(labels=labels, confidence=confidence,
-                                  inference_ms=(time.perf_counter() - started) * 1000.0)
+                                  inference_ms=(time.perf_counter() - started) * 1000.0,
+                                  probabilities=probabilities)
 
 
 def upsample_argmax(logits, height, width):
@@ -175,9 +183,19 @@ def upsample_argmax(logits, height, width):
     H x W x 7 array take 6 and 30 ms (training/waste_seg/bench_variants.py measures both).
     Ties go to the lower label, as with argmax.
     """
+    return upsample_argmax_probabilities(softmax_planes(logits), height, width)
+
+
+def softmax_planes(logits):
+    """Softmax over the first axis of C x h x w logits (float32)."""
     logits = np.asarray(logits, dtype=np.float32)
     probs = np.exp(logits - logits.max(axis=0, keepdims=True))
     probs /= probs.sum(axis=0, keepdims=True)
+    return probs
+
+
+def upsample_argmax_probabilities(probs, height, width):
+    """upsample_argmax on C x h x w probabilities that are already a softmax."""
     size = (int(width), int(height))
     best = cv2.resize(np.ascontiguousarray(probs[0]), size, interpolation=cv2.INTER_LINEAR)
     labels = np.zeros((int(height), int(width)), np.uint8)

@@ -173,6 +173,11 @@ class DetectorNode(ManagedNode):
                 self.model_error = str(error)
                 self.get_logger().error(f'detector model not loaded: {error}; retrying every '
                                         f"{p['model_retry_s']:.0f} s")
+        self._load_material_model()
+
+    def _load_material_model(self):
+        """Load the material classifier unless disabled; report a failure, keep running."""
+        p = self.params
         if self.material is None and p['material_model_path'] != 'none':
             from edge_perception.core.material import MaterialClassifier
             path = p['material_model_path'] or None
@@ -218,7 +223,7 @@ class DetectorNode(ManagedNode):
         out.inference_ms = float(result.inference_ms)
         depth, intrinsics, note = self._depth_and_intrinsics(msg, rgb.shape)
         self.three_d_note = note
-        materials = self._classify(rgb, result.detections)
+        materials = self._classify(rgb, result)
         for det, material in zip(result.detections, materials):
             out.detections.append(self._to_msg(msg.header, det, depth, intrinsics, material))
         self.pub.publish(out)
@@ -260,7 +265,9 @@ class DetectorNode(ManagedNode):
             self.get_logger().warning(f'3D invalid: {note}', throttle_duration_sec=5.0)
         return depth, intrinsics, note
 
-    def _classify(self, rgb, detections):
+    def _classify(self, rgb, result):
+        """Material of each detection (None where unknown), all crops in one batch."""
+        detections = result.detections
         if self.material is None or not detections:
             return [None] * len(detections)
         from edge_perception.core.material import crop_for_box

@@ -1,14 +1,18 @@
 """Waste segmentation node: per-pixel materials, and one Detection per region of one material.
 
 Colour image (+ registered depth, camera info) in. The semantic model (core.waste_segmentation,
-ONNX Runtime) labels every pixel background or one of six materials; core.semantic_regions cuts
-the labels into regions. Everything after that is
+ONNX Runtime) labels every pixel background or one of six materials; the material crop
+classifier relabels each region with the material both agree on (core.region_materials; off
+with `material_model_path: none`); core.semantic_regions cuts the labels into regions.
+Everything after that is
 the detector node's (this class extends it): 3D position and pick point from registered depth
 on the region's mask, DetectionArray with masks, vision_msgs, debug image, diagnostics,
 lifecycle and model retry. So the tracker, the markers and an arm consume it unchanged. Extra
 output: the label image (mono8, pixel = label 0..6, the input image's header).
 """
+from dataclasses import dataclass, field
 import time
+from typing import List, Optional
 
 from edge_perception.conversions import numpy_to_image
 from edge_perception.core.detector import DetectionResult
@@ -24,7 +28,7 @@ from sensor_msgs.msg import Image
 # YOLO and crop-classifier ones do not.
 _NOT_APPLICABLE = {'model_path', 'class_names', 'confidence_threshold', 'iou_threshold',
                    'imgsz', 'device', 'max_detections', 'material_model_path',
-                   'material_threads', 'cpu_threads', 'detections_topic', 'debug_image_topic'}
+                   'cpu_threads', 'detections_topic', 'debug_image_topic'}
 PARAMS = [
     Param('detections_topic', 'segmentation/detections',
           'DetectionArray output: one detection (with mask) per region of one material'),
@@ -39,13 +43,26 @@ PARAMS = [
     Param('min_region_score', 0.5, 'Regions whose mean pixel confidence is lower are not '
           'reported', 0.0, 1.0),
     Param('max_detections', 50, 'Regions per frame (largest first)', 1, 1000),
+    Param('material_model_path', '',
+          'Material crop classifier that relabels each region with the material it and the '
+          "segmenter agree on (.onnx); '' = the shipped one; 'none' = segmenter labels only"),
+    Param('material_exponent', 2.0, "Weight of the classifier's vote against the segmenter's "
+          '(p_classifier ** exponent * p_segmenter; 0 = the segmenter alone)', 0.0, 8.0),
 ] + [p for p in detector_node.PARAMS if p.name not in _NOT_APPLICABLE]
 PARAMS = with_live(PARAMS, [p.name for p in PARAMS if p.live] + [
-    'min_region_area_px', 'min_region_score', 'max_detections'])
+    'min_region_area_px', 'min_region_score', 'max_detections', 'material_exponent'])
 
 # Label colours of the debug image (RGB), background transparent.
 _COLOURS_RGB = np.array([(0, 0, 0), (180, 110, 40), (60, 200, 200), (160, 160, 160),
                          (240, 240, 240), (230, 60, 60), (40, 40, 40)], np.uint8)
+
+
+@dataclass
+class RegionResult(DetectionResult):
+    """A frame's regions, with the labels they came from and each region's material."""
+
+    labels: Optional[np.ndarray] = None
+    materials: List[MaterialResult] = field(default_factory=list)
 
 
 class WasteSegmentationNode(DetectorNode):
@@ -54,6 +71,7 @@ class WasteSegmentationNode(DetectorNode):
     def __init__(self, **kwargs):
         self.label_pub = None
         self._labels = None        # the last frame's labels, for the label and debug images
+        self.refiner = None
         super().__init__('waste_segmentation', PARAMS, **kwargs)
 
     def on_configure(self, state):
@@ -63,6 +81,7 @@ class WasteSegmentationNode(DetectorNode):
         return super().on_configure(state)
 
     def _release(self):
+        self.refiner = None
         if self.label_pub is not None:
             self.destroy_publisher(self.label_pub)
             self.label_pub = None
@@ -79,7 +98,9 @@ class WasteSegmentationNode(DetectorNode):
         from edge_perception.core.waste_segmentation import WasteSegmenter
         p = self.params
         self._next_load_try = time.monotonic() + p['model_retry_s']
+        self._load_material_model()
         if self.detector is not None:
+            self._make_refiner()
             return
         try:
             self.detector = WasteSegmenter(p['model_path'] or None,
@@ -92,6 +113,21 @@ class WasteSegmentationNode(DetectorNode):
             self.model_error = str(error)
             self.get_logger().error(f'segmentation model not loaded: {error}; retrying every '
                                     f"{p['model_retry_s']:.0f} s")
+            return
+        self._make_refiner()
+
+    def _make_refiner(self):
+        """Pair the segmenter with the material classifier once both are loaded."""
+        from edge_perception.core.region_materials import RegionMaterialRefiner
+        if self.refiner is not None or self.material is None or self.detector is None:
+            return
+        try:
+            self.refiner = RegionMaterialRefiner(self.material, self.detector.class_names,
+                                                 exponent=self.params['material_exponent'])
+        except ValueError as error:
+            # Classes that do not match the labels: the segmenter's labels stay, and it says so.
+            self.material, self.material_error = None, str(error)
+            self.get_logger().error(f'material model not used: {error}')
 
     def _infer(self, rgb):
         """Segment the frame and return a detection per region (inference_ms covers both)."""
@@ -99,18 +135,35 @@ class WasteSegmentationNode(DetectorNode):
         p = self.params
         started = time.perf_counter()
         seg = self.detector.segment(rgb)
+        labels, stage_ms = seg.labels, {'segment': float(seg.inference_ms)}
+        material_confidence = None
+        if self.refiner is not None:
+            refine_started = time.perf_counter()
+            self.refiner.exponent = float(p['material_exponent'])
+            refined = self.refiner.refine(rgb, labels, seg.confidence, seg.probabilities)
+            labels, material_confidence = refined.labels, refined.material_confidence
+            stage_ms['material'] = (time.perf_counter() - refine_started) * 1e3
         detections = [d for d in label_regions(
-            seg.labels, seg.confidence, self.detector.class_names,
+            labels, seg.confidence, self.detector.class_names,
             min_area_px=p['min_region_area_px'], max_regions=p['max_detections'])
             if d.score >= p['min_region_score']]
-        self._labels = seg.labels
-        return DetectionResult(detections, (time.perf_counter() - started) * 1e3,
-                               {'segment': float(seg.inference_ms)})
+        materials = []
+        for d in detections:
+            # The region's label is its material; its confidence is the combined probability
+            # of that material, or the mean pixel confidence where the classifier did not vote.
+            confidence = float(d.score)
+            if material_confidence is not None:
+                voted = material_confidence[d.mask]
+                voted = voted[voted > 0]
+                confidence = float(voted.mean()) if voted.size else confidence
+            materials.append(MaterialResult(d.class_name, confidence,
+                                            {d.class_name: confidence}))
+        self._labels = labels
+        return RegionResult(detections, (time.perf_counter() - started) * 1e3, stage_ms,
+                            labels=labels, materials=materials)
 
-    def _classify(self, rgb, detections):
-        # The region's label is its material; its confidence is the mean pixel confidence.
-        return [MaterialResult(d.class_name, float(d.score), {d.class_name: float(d.score)})
-                for d in detections]
+    def _classify(self, rgb, result):
+        return list(result.materials)
 
     def _publish_extras(self, header, result):
         if self._labels is not None:

@@ -1,0 +1,120 @@
+"""Material of each segmented region from the segmenter and the crop classifier together.
+
+No rclpy. The segmentation model finds items well (background IoU 0.98 on held-out surfaces)
+but is unsure of their material: if every region of one material label got the material most
+of its pixels truly have, mIoU on composites of unseen objects would rise from 0.55 to 0.83
+(measured on `eval_infamily`, see the waste-seg model card). The crop classifier
+(core.material) looks at each item at a higher resolution. `RegionMaterialRefiner` cuts the label
+image into regions (core.semantic_regions), classifies every region's crop in one batch and
+relabels the region with
+
+    argmax over materials m of  p_classifier(m) ** exponent * mean_region p_segmenter(m)
+
+(a product of the two experts, the classifier's vote sharpened by `exponent`). Regions smaller
+than `min_area_px` keep their labels. The result is again a label image, so region extraction,
+depth fusion and messages downstream are unchanged; regions of the same new material that touch
+merge there.
+"""
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+from edge_perception.core.material import crop_for_box, MaterialInputError
+from edge_perception.core.semantic_regions import label_regions
+import numpy as np
+
+
+class RegionMaterialError(ValueError):
+    """Segmenter and classifier disagree on the materials, or inputs have the wrong shape."""
+
+
+@dataclass(frozen=True)
+class RefinedLabels:
+    """Relabelled image and, per pixel, the combined probability of the region's material.
+
+    material_confidence is 0 on background and on regions left as they were (too small).
+    """
+
+    labels: np.ndarray
+    material_confidence: np.ndarray
+    regions: int
+
+
+class RegionMaterialRefiner:
+    """Relabel segmented regions with the material the classifier and segmenter agree on."""
+
+    def __init__(self, classifier, label_names: Sequence[str], exponent: float = 2.0,
+                 min_area_px: int = 200, max_regions: int = 100):
+        """Pair a material classifier with the segmenter's labels.
+
+        Args:
+            classifier: a core.material.MaterialClassifier (or anything with its `classify`
+                and `class_names`).
+            label_names: the segmenter's labels, background first (core.waste_segmentation
+                LABELS); every material must be one of the classifier's classes.
+            exponent: weight of the classifier's vote (0 = the segmenter alone).
+        """
+        missing = [m for m in label_names[1:] if m not in classifier.class_names]
+        if missing:
+            raise RegionMaterialError(
+                f'the material classifier has no class {missing} (its classes: '
+                f'{list(classifier.class_names)}); segmentation labels: {list(label_names)}')
+        if not np.isfinite(exponent) or exponent < 0:
+            raise RegionMaterialError(f'exponent must be >= 0, got {exponent}')
+        self.classifier = classifier
+        self.label_names = list(label_names)
+        self.exponent = float(exponent)
+        self.min_area_px = int(min_area_px)
+        self.max_regions = int(max_regions)
+        # Column of each segmentation material (labels 1..) in the classifier's output.
+        self._columns = [list(classifier.class_names).index(m) for m in label_names[1:]]
+
+    def refine(self, rgb, labels, confidence, probabilities) -> RefinedLabels:
+        """Return the relabelled image for one frame.
+
+        Args:
+            rgb: HxWx3 uint8 frame the labels belong to.
+            labels, confidence: HxW label image and per-pixel confidence (segmenter output).
+            probabilities: C x h x w softmax of the segmenter at its own resolution (C = number
+                of labels); a region's mean is taken there, weighted by the region's coverage
+                of each cell.
+        """
+        labels = np.asarray(labels)
+        probabilities = np.asarray(probabilities, np.float32)
+        if probabilities.ndim != 3 or probabilities.shape[0] != len(self.label_names):
+            raise RegionMaterialError(
+                f'probabilities of shape {probabilities.shape}, expected '
+                f'{len(self.label_names)} x h x w')
+        if rgb.shape[:2] != labels.shape:
+            raise RegionMaterialError(
+                f'image {rgb.shape[:2]} and labels {labels.shape} differ in size')
+        regions = label_regions(labels, confidence, self.label_names,
+                                min_area_px=self.min_area_px, max_regions=self.max_regions)
+        out = labels.copy()
+        material_confidence = np.zeros(labels.shape, np.float32)
+        crops, kept = [], []
+        for region in regions:
+            try:
+                crops.append(crop_for_box(rgb, region.box_xyxy))
+                kept.append(region)
+            except MaterialInputError:
+                continue   # degenerate box: the region keeps its label
+        if not crops:
+            return RefinedLabels(out, material_confidence, 0)
+        low_h, low_w = probabilities.shape[1:]
+        classified = self.classifier.classify(crops)
+        for region, result in zip(kept, classified):
+            # The region's share of each low-resolution cell weights that cell's probabilities.
+            weight = cv2.resize(region.mask.astype(np.float32), (low_w, low_h),
+                                interpolation=cv2.INTER_AREA)
+            segment_p = (probabilities[1:] * weight).sum(axis=(1, 2))
+            if segment_p.sum() <= 0:        # region thinner than a cell everywhere
+                segment_p = probabilities[1:, :, :].mean(axis=(1, 2))
+            classifier_p = np.array([result.probabilities[self.classifier.class_names[c]]
+                                     for c in self._columns])
+            combined = classifier_p ** self.exponent * segment_p
+            combined = combined / max(float(combined.sum()), 1e-12)
+            best = int(np.argmax(combined))
+            out[region.mask] = best + 1
+            material_confidence[region.mask] = combined[best]
+        return RefinedLabels(out, material_confidence, len(kept))
