@@ -13,6 +13,7 @@ import sys
 import threading
 
 import rclpy
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, ShutdownException
 from rclpy.executors import SingleThreadedExecutor
 
@@ -80,6 +81,14 @@ def run_node(node_class, args=None):
         rclpy.try_shutdown()
 
 
+def _context_ok(context):
+    """context.ok(), False once the context is being destroyed (it then raises InvalidHandle)."""
+    try:
+        return context.ok()
+    except InvalidHandle:
+        return False
+
+
 class NodeSpinner:
     """One node on a SingleThreadedExecutor of its own, spun in a daemon thread.
 
@@ -113,14 +122,14 @@ class NodeSpinner:
         # One failing callback must not stop a safety graph: log it and keep spinning (the
         # node's diagnostics report its own errors).
         executor, context = self.executor, self.node.context
-        while context.ok():
+        while _context_ok(context):
             try:
                 executor.spin()
                 return       # executor shut down
             except (ExternalShutdownException, ShutdownException, KeyboardInterrupt):
                 return
             except Exception:  # noqa: BLE001
-                if not context.ok():
+                if not _context_ok(context):
                     return
                 if self._on_failure is not None:
                     self._on_failure()
