@@ -84,6 +84,24 @@ def list_cutouts(cutout_dir):
     return paths
 
 
+def balanced_cutouts(paths, power, resolution=10):
+    """Repeat cut-outs so a material with n cut-outs is drawn in proportion to n ** (1 - power).
+
+    compose() draws uniformly from its list, so repetition is the weight: power 0 keeps the list
+    (materials drawn as often as they have cut-outs), 1 draws every material equally often.
+    Repeat counts are rounded to 1/resolution of the largest material's.
+    """
+    by_label = {}
+    for path in paths:
+        by_label.setdefault(label_of(path), []).append(path)
+    largest = max(len(v) for v in by_label.values())
+    out = []
+    for label in sorted(by_label):
+        repeat = max(1, round(resolution * (largest / len(by_label[label])) ** power))
+        out.extend(by_label[label] * repeat)
+    return out
+
+
 def load_textures(root=DEFAULT_TEXTURE_ROOT, sources=tuple(TEXTURE_SOURCES), max_side=448):
     """Return {source: [BGR uint8 images]} of the real-texture sources, shrunk to max_side."""
     textures = {}

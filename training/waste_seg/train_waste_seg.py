@@ -106,7 +106,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / 'crack'))
 sys.path.insert(0, str(HERE.parent / 'material'))
 from compose_seg import (  # noqa: E402, I100
-    BackgroundSampler, compose_seg, LABELS, list_cutouts, TRAIN_FAMILIES, TRAIN_WEIGHTS)
+    BackgroundSampler, balanced_cutouts, compose_seg, LABELS, list_cutouts, TRAIN_FAMILIES,
+    TRAIN_WEIGHTS)
 from nets import Lite0Encoder  # noqa: E402, I100
 from train_material_v2 import CalibrationReader  # noqa: E402, I100, F401
 
@@ -484,6 +485,9 @@ def main(argv=None):
                         help='also save the EMA weights at this step (OUT/snapshot.pt)')
     parser.add_argument('--max-minutes', type=float, default=0,
                         help='stop training after this many minutes whatever the step')
+    parser.add_argument('--class-balance', type=float, default=0.0,
+                        help='draw a material with n cut-outs in proportion to n ** (1 - this): '
+                             '0 = as many as it has, 1 = all materials equally often')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--height', type=int, default=240)
     parser.add_argument('--width-px', type=int, default=320)
@@ -541,6 +545,8 @@ def main(argv=None):
     if args.cutouts is None:
         raise SystemExit('--cutouts is required for training')
     cutouts = list_cutouts(args.cutouts)
+    if args.class_balance:
+        cutouts = balanced_cutouts(cutouts, args.class_balance)
     sampler = BackgroundSampler(TRAIN_FAMILIES, args.texture_root, TRAIN_WEIGHTS)
     model = build_model(args)
     if args.init_material_onnx is not None:
