@@ -123,7 +123,9 @@ class WasteSegmentationNode(DetectorNode):
             return
         try:
             self.refiner = RegionMaterialRefiner(self.material, self.detector.class_names,
-                                                 exponent=self.params['material_exponent'])
+                                                 exponent=self.params['material_exponent'],
+                                                 min_area_px=self.params['min_region_area_px'],
+                                                 max_regions=self.params['max_detections'])
         except ValueError as error:
             # Classes that do not match the labels: the segmenter's labels stay, and it says so.
             self.material, self.material_error = None, str(error)
@@ -139,7 +141,10 @@ class WasteSegmentationNode(DetectorNode):
         material_confidence = None
         if self.refiner is not None:
             refine_started = time.perf_counter()
+            # Live parameters: regions too small to be reported are not classified either.
             self.refiner.exponent = float(p['material_exponent'])
+            self.refiner.min_area_px = int(p['min_region_area_px'])
+            self.refiner.max_regions = int(p['max_detections'])
             refined = self.refiner.refine(rgb, labels, seg.confidence, seg.probabilities)
             labels, material_confidence = refined.labels, refined.material_confidence
             stage_ms['material'] = (time.perf_counter() - refine_started) * 1e3

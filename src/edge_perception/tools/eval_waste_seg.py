@@ -12,7 +12,8 @@ material refinement.
 
 By default the labels are scored as the segmentation node publishes them: each region relabelled
 with the material the crop classifier and the segmenter agree on (core.region_materials, the
-shipped material classifier, exponent 2). `--material-model none` scores the segmenter alone.
+shipped material classifier, exponent 2, regions of >= 400 px as the node's default
+`min_region_area_px`). `--material-model none` scores the segmenter alone.
 """
 import json
 from pathlib import Path
@@ -126,7 +127,7 @@ def run(args):
                                             intra_op_num_threads=args.threads)
             refiner = RegionMaterialRefiner(classifier, segmenter.class_names,
                                             exponent=getattr(args, 'material_exponent', 2.0),
-                                            min_area_px=getattr(args, 'min_region_area_px', 200))
+                                            min_area_px=getattr(args, 'min_region_area_px', 400))
         metrics = evaluate_dir(segmenter, args.images, args.masks, refiner)
     except ValueError as error:
         print(f'eval-waste-seg: error: {error}', file=sys.stderr)
@@ -157,6 +158,7 @@ def register(subparsers):
                              "'none' = the segmenter alone)")
     parser.add_argument('--material-exponent', type=float, default=2.0,
                         help="weight of the classifier's vote (the node's material_exponent)")
-    parser.add_argument('--min-region-area-px', type=int, default=200,
-                        help='smaller regions keep the segmenter labels')
+    parser.add_argument('--min-region-area-px', type=int, default=400,
+                        help="smaller regions keep the segmenter's labels (the node's "
+                             'min_region_area_px)')
     parser.set_defaults(func=run)
