@@ -134,6 +134,23 @@ def test_region_mean_uses_only_the_cells_the_region_covers(classifier):
     assert (out.labels[labels > 0] == LABELS.index('glass')).all()
 
 
+def test_regions_the_segmenter_is_sure_of_are_not_classified(classifier):
+    rgb, labels, confidence = red_item_scene()           # the classifier would say metal
+    probs = segmenter_probabilities(background=0.1, plastic=0.85, metal=0.01)
+    calls = []
+    original = classifier.classify
+    classifier.classify = lambda crops: calls.append(len(crops)) or original(crops)
+    refiner = RegionMaterialRefiner(classifier, LABELS, min_area_px=10, vote_below=0.9)
+    out = refiner.refine(rgb, labels, confidence, probs)
+    # plastic's share of the materials: 0.85 / 0.9 = 0.944 >= 0.9, so no vote.
+    assert calls == [] and out.regions == 0
+    assert (out.labels == labels).all()
+    np.testing.assert_allclose(out.material_confidence[labels > 0], 0.85 / 0.9, rtol=1e-5)
+    refiner.vote_below = 0.95                            # now it asks, and metal wins
+    out = refiner.refine(rgb, labels, confidence, probs)
+    assert calls == [1] and (out.labels[labels > 0] == LABELS.index('metal')).all()
+
+
 def test_small_regions_and_background_are_left_alone(classifier):
     rgb, labels, confidence = red_item_scene(box=(20, 15, 25, 20))     # 25 px
     out = RegionMaterialRefiner(classifier, LABELS, min_area_px=26).refine(

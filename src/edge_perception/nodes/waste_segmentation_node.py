@@ -46,11 +46,15 @@ PARAMS = [
     Param('material_model_path', '',
           'Material crop classifier that relabels each region with the material it and the '
           "segmenter agree on (.onnx); '' = the shipped one; 'none' = segmenter labels only"),
+    Param('material_vote_below', 0.8, 'Regions the segmenter gives one material at least this '
+          'probability (region mean) keep it without a classifier run (1 = classify all)',
+          0.0, 1.0),
     Param('material_exponent', 2.0, "Weight of the classifier's vote against the segmenter's "
           '(p_classifier ** exponent * p_segmenter; 0 = the segmenter alone)', 0.0, 8.0),
 ] + [p for p in detector_node.PARAMS if p.name not in _NOT_APPLICABLE]
 PARAMS = with_live(PARAMS, [p.name for p in PARAMS if p.live] + [
-    'min_region_area_px', 'min_region_score', 'max_detections', 'material_exponent'])
+    'min_region_area_px', 'min_region_score', 'max_detections', 'material_exponent',
+    'material_vote_below'])
 
 # Label colours of the debug image (RGB), background transparent.
 _COLOURS_RGB = np.array([(0, 0, 0), (180, 110, 40), (60, 200, 200), (160, 160, 160),
@@ -125,7 +129,8 @@ class WasteSegmentationNode(DetectorNode):
             self.refiner = RegionMaterialRefiner(self.material, self.detector.class_names,
                                                  exponent=self.params['material_exponent'],
                                                  min_area_px=self.params['min_region_area_px'],
-                                                 max_regions=self.params['max_detections'])
+                                                 max_regions=self.params['max_detections'],
+                                                 vote_below=self.params['material_vote_below'])
         except ValueError as error:
             # Classes that do not match the labels: the segmenter's labels stay, and it says so.
             self.material, self.material_error = None, str(error)
@@ -145,6 +150,7 @@ class WasteSegmentationNode(DetectorNode):
             self.refiner.exponent = float(p['material_exponent'])
             self.refiner.min_area_px = int(p['min_region_area_px'])
             self.refiner.max_regions = int(p['max_detections'])
+            self.refiner.vote_below = float(p['material_vote_below'])
             refined = self.refiner.refine(rgb, labels, seg.confidence, seg.probabilities)
             labels, material_confidence = refined.labels, refined.material_confidence
             stage_ms['material'] = (time.perf_counter() - refine_started) * 1e3

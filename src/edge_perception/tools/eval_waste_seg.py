@@ -13,7 +13,8 @@ material refinement.
 By default the labels are scored as the segmentation node publishes them: each region relabelled
 with the material the crop classifier and the segmenter agree on (core.region_materials, the
 shipped material classifier, exponent 2, regions of >= 400 px as the node's default
-`min_region_area_px`). `--material-model none` scores the segmenter alone.
+`min_region_area_px`, regions the segmenter gives one material >= 0.8 keep their label).
+`--material-model none` scores the segmenter alone.
 """
 import json
 from pathlib import Path
@@ -93,6 +94,7 @@ def evaluate_dir(segmenter, images_dir, masks_dir, refiner=None):
             'component_vote': getattr(segmenter, 'component_vote', None),
             'material_model': (str(refiner.classifier.model_path) if refiner else None),
             'material_exponent': (refiner.exponent if refiner else None),
+            'material_vote_below': (refiner.vote_below if refiner else None),
             'ms_per_frame_p50': float(np.median(times)),
             'confusion_matrix': confusion.tolist(),
             'confusion_matrix_axes': 'rows = true label, columns = predicted label',
@@ -127,7 +129,8 @@ def run(args):
                                             intra_op_num_threads=args.threads)
             refiner = RegionMaterialRefiner(classifier, segmenter.class_names,
                                             exponent=getattr(args, 'material_exponent', 2.0),
-                                            min_area_px=getattr(args, 'min_region_area_px', 400))
+                                            min_area_px=getattr(args, 'min_region_area_px', 400),
+                                            vote_below=getattr(args, 'material_vote_below', 0.8))
         metrics = evaluate_dir(segmenter, args.images, args.masks, refiner)
     except ValueError as error:
         print(f'eval-waste-seg: error: {error}', file=sys.stderr)
@@ -158,6 +161,9 @@ def register(subparsers):
                              "'none' = the segmenter alone)")
     parser.add_argument('--material-exponent', type=float, default=2.0,
                         help="weight of the classifier's vote (the node's material_exponent)")
+    parser.add_argument('--material-vote-below', type=float, default=0.8,
+                        help='regions the segmenter is this sure of keep their material (the '
+                             "node's material_vote_below; 1 = classify every region)")
     parser.add_argument('--min-region-area-px', type=int, default=400,
                         help="smaller regions keep the segmenter's labels (the node's "
                              'min_region_area_px)')
