@@ -113,8 +113,8 @@ def test_confident_segmenter_outvotes_a_weak_classifier(classifier):
     rgb, labels, confidence = red_item_scene()
     rgb[rgb > 0] = 20
     probs = segmenter_probabilities(background=0.02, plastic=0.95, metal=0.01)
-    out = RegionMaterialRefiner(classifier, LABELS, exponent=2.0, min_area_px=10).refine(
-        rgb, labels, confidence, probs)
+    out = RegionMaterialRefiner(classifier, LABELS, exponent=2.0, min_area_px=10,
+                                vote_below=1.0).refine(rgb, labels, confidence, probs)
     expected = expected_combined(rgb, (20, 15, 60, 45), 2.0, probs[1:, 0, 0])
     assert expected.argmax() == MATERIALS.index('plastic')
     assert (out.labels[labels > 0] == LABELS.index('plastic')).all()

@@ -121,9 +121,9 @@ def test_debug_image_only_drawn_when_subscribed(run, tmp_path):
     drawn = []
     draw = detector._debug_image
 
-    def spy(header, rgb, out):
+    def spy(header, rgb, out, result):
         drawn.append(stamp_to_seconds(header.stamp))
-        return draw(header, rgb, out)
+        return draw(header, rgb, out, result)
 
     detector._debug_image = spy
     frames = run['frames'][:4]

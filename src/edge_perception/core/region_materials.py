@@ -26,6 +26,12 @@ from edge_perception.core.semantic_regions import label_regions
 import numpy as np
 
 
+# Chosen on `eval_infamily` (see the waste-seg model card): the classifier's vote squared, and
+# no vote on regions the segmenter gives one material >= 0.8 (same mIoU, a third fewer runs).
+EXPONENT = 2.0
+VOTE_BELOW = 0.8
+
+
 class RegionMaterialError(ValueError):
     """Segmenter and classifier disagree on the materials, or inputs have the wrong shape."""
 
@@ -47,8 +53,9 @@ class RefinedLabels:
 class RegionMaterialRefiner:
     """Relabel segmented regions with the material the classifier and segmenter agree on."""
 
-    def __init__(self, classifier, label_names: Sequence[str], exponent: float = 2.0,
-                 min_area_px: int = 200, max_regions: int = 100, vote_below: float = 1.0):
+    def __init__(self, classifier, label_names: Sequence[str], exponent: float = EXPONENT,
+                 min_area_px: int = 200, max_regions: int = 100,
+                 vote_below: float = VOTE_BELOW):
         """Pair a material classifier with the segmenter's labels.
 
         Args:

@@ -237,7 +237,7 @@ class DetectorNode(ManagedNode):
                     out, *((intrinsics.fx, intrinsics.fy) if intrinsics else (None, None))))
         self._publish_extras(msg.header, result)
         if self.debug_pub.get_subscription_count() > 0:
-            self.debug_pub.publish(self._debug_image(msg.header, rgb, out))
+            self.debug_pub.publish(self._debug_image(msg.header, rgb, out, result))
         self.diagnostics.latency.add((time.perf_counter() - started) * 1e3)
 
     def _infer(self, rgb):
@@ -315,7 +315,8 @@ class DetectorNode(ManagedNode):
             self.three_d_note = str(error)
         return d
 
-    def _debug_image(self, header, rgb, out):
+    def _debug_image(self, header, rgb, out, result):
+        """Boxes, labels and pick points of `out` drawn over the frame (bgr8)."""
         import cv2
         canvas = np.ascontiguousarray(rgb[:, :, ::-1])
         for d in out.detections:

@@ -15,6 +15,7 @@ import time
 from typing import List, Optional
 
 from edge_perception.conversions import numpy_to_image
+from edge_perception.core import region_materials
 from edge_perception.core.detector import DetectionResult
 from edge_perception.core.material import MaterialResult
 from edge_perception.nodes import detector_node
@@ -46,10 +47,11 @@ PARAMS = [
     Param('material_model_path', '',
           'Material crop classifier that relabels each region with the material it and the '
           "segmenter agree on (.onnx); '' = the shipped one; 'none' = segmenter labels only"),
-    Param('material_vote_below', 0.8, 'Regions the segmenter gives one material at least this '
-          'probability (region mean) keep it without a classifier run (1 = classify all)',
-          0.0, 1.0),
-    Param('material_exponent', 2.0, "Weight of the classifier's vote against the segmenter's "
+    Param('material_vote_below', region_materials.VOTE_BELOW,
+          'Regions the segmenter gives one material at least this probability (region mean) '
+          'keep it without a classifier run (1 = classify all)', 0.0, 1.0),
+    Param('material_exponent', region_materials.EXPONENT,
+          "Weight of the classifier's vote against the segmenter's "
           '(p_classifier ** exponent * p_segmenter; 0 = the segmenter alone)', 0.0, 8.0),
 ] + [p for p in detector_node.PARAMS if p.name not in _NOT_APPLICABLE]
 PARAMS = with_live(PARAMS, [p.name for p in PARAMS if p.live] + [
@@ -74,7 +76,6 @@ class WasteSegmentationNode(DetectorNode):
 
     def __init__(self, **kwargs):
         self.label_pub = None
-        self._labels = None        # the last frame's labels, for the label and debug images
         self.refiner = None
         super().__init__('waste_segmentation', PARAMS, **kwargs)
 
@@ -92,7 +93,14 @@ class WasteSegmentationNode(DetectorNode):
         super()._release()
 
     def _apply_model_params(self):
-        pass    # region filters are read per frame
+        # Region filters are read per frame; the refiner takes the live material parameters,
+        # and regions too small to be reported are not classified either.
+        if self.refiner is not None:
+            p = self.params
+            self.refiner.exponent = float(p['material_exponent'])
+            self.refiner.vote_below = float(p['material_vote_below'])
+            self.refiner.min_area_px = int(p['min_region_area_px'])
+            self.refiner.max_regions = int(p['max_detections'])
 
     def _score_threshold(self):
         return self.params['min_region_score']
@@ -122,19 +130,17 @@ class WasteSegmentationNode(DetectorNode):
 
     def _make_refiner(self):
         """Pair the segmenter with the material classifier once both are loaded."""
-        from edge_perception.core.region_materials import RegionMaterialRefiner
         if self.refiner is not None or self.material is None or self.detector is None:
             return
         try:
-            self.refiner = RegionMaterialRefiner(self.material, self.detector.class_names,
-                                                 exponent=self.params['material_exponent'],
-                                                 min_area_px=self.params['min_region_area_px'],
-                                                 max_regions=self.params['max_detections'],
-                                                 vote_below=self.params['material_vote_below'])
+            self.refiner = region_materials.RegionMaterialRefiner(self.material,
+                                                                  self.detector.class_names)
         except ValueError as error:
             # Classes that do not match the labels: the segmenter's labels stay, and it says so.
             self.material, self.material_error = None, str(error)
             self.get_logger().error(f'material model not used: {error}')
+            return
+        self._apply_model_params()
 
     def _infer(self, rgb):
         """Segment the frame and return a detection per region (inference_ms covers both)."""
@@ -146,11 +152,6 @@ class WasteSegmentationNode(DetectorNode):
         material_confidence = None
         if self.refiner is not None:
             refine_started = time.perf_counter()
-            # Live parameters: regions too small to be reported are not classified either.
-            self.refiner.exponent = float(p['material_exponent'])
-            self.refiner.min_area_px = int(p['min_region_area_px'])
-            self.refiner.max_regions = int(p['max_detections'])
-            self.refiner.vote_below = float(p['material_vote_below'])
             refined = self.refiner.refine(rgb, labels, seg.confidence, seg.probabilities)
             labels, material_confidence = refined.labels, refined.material_confidence
             stage_ms['material'] = (time.perf_counter() - refine_started) * 1e3
@@ -169,7 +170,6 @@ class WasteSegmentationNode(DetectorNode):
                 confidence = float(voted.mean()) if voted.size else confidence
             materials.append(MaterialResult(d.class_name, confidence,
                                             {d.class_name: confidence}))
-        self._labels = labels
         return RegionResult(detections, (time.perf_counter() - started) * 1e3, stage_ms,
                             labels=labels, materials=materials)
 
@@ -177,17 +177,17 @@ class WasteSegmentationNode(DetectorNode):
         return list(result.materials)
 
     def _publish_extras(self, header, result):
-        if self._labels is not None:
-            self.label_pub.publish(numpy_to_image(self._labels, 'mono8', copy_header(header)))
+        self.label_pub.publish(numpy_to_image(result.labels, 'mono8', copy_header(header)))
 
-    def _debug_image(self, header, rgb, out):
+    def _debug_image(self, header, rgb, out, result):
         # Labels blended over the image first, then the detector's boxes and pick points.
-        if self._labels is not None and self._labels.shape == rgb.shape[:2]:
-            objects = self._labels > 0
+        labels = result.labels
+        if labels.shape == rgb.shape[:2]:
+            objects = labels > 0
             rgb = rgb.copy()
             rgb[objects] = (0.5 * rgb[objects]
-                            + 0.5 * _COLOURS_RGB[self._labels[objects]]).astype(np.uint8)
-        return super()._debug_image(header, rgb, out)
+                            + 0.5 * _COLOURS_RGB[labels[objects]]).astype(np.uint8)
+        return super()._debug_image(header, rgb, out, result)
 
 
 def main(args=None):

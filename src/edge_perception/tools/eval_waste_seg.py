@@ -22,6 +22,7 @@ import sys
 import time
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+MIN_REGION_AREA_PX = 400   # the segmentation node's default min_region_area_px
 
 
 class EvalWasteSegDataError(ValueError):
@@ -123,14 +124,17 @@ def run(args):
         refiner = None
         material_model = getattr(args, 'material_model', '')
         if material_model != 'none':
+            from edge_perception.core import region_materials
             from edge_perception.core.material import MaterialClassifier
-            from edge_perception.core.region_materials import RegionMaterialRefiner
             classifier = MaterialClassifier(material_model or None,
                                             intra_op_num_threads=args.threads)
-            refiner = RegionMaterialRefiner(classifier, segmenter.class_names,
-                                            exponent=getattr(args, 'material_exponent', 2.0),
-                                            min_area_px=getattr(args, 'min_region_area_px', 400),
-                                            vote_below=getattr(args, 'material_vote_below', 0.8))
+            # Options left unset keep the refiner's defaults, which are the node's.
+            given = {'exponent': getattr(args, 'material_exponent', None),
+                     'vote_below': getattr(args, 'material_vote_below', None)}
+            refiner = region_materials.RegionMaterialRefiner(
+                classifier, segmenter.class_names,
+                min_area_px=getattr(args, 'min_region_area_px', MIN_REGION_AREA_PX),
+                **{k: v for k, v in given.items() if v is not None})
         metrics = evaluate_dir(segmenter, args.images, args.masks, refiner)
     except ValueError as error:
         print(f'eval-waste-seg: error: {error}', file=sys.stderr)
@@ -159,12 +163,14 @@ def register(subparsers):
     parser.add_argument('--material-model', default='',
                         help="crop classifier that relabels each region ('' = the shipped one, "
                              "'none' = the segmenter alone)")
-    parser.add_argument('--material-exponent', type=float, default=2.0,
-                        help="weight of the classifier's vote (the node's material_exponent)")
-    parser.add_argument('--material-vote-below', type=float, default=0.8,
-                        help='regions the segmenter is this sure of keep their material (the '
-                             "node's material_vote_below; 1 = classify every region)")
-    parser.add_argument('--min-region-area-px', type=int, default=400,
+    parser.add_argument('--material-exponent', type=float, default=None,
+                        help="weight of the classifier's vote (default: the node's "
+                             'material_exponent, 2)')
+    parser.add_argument('--material-vote-below', type=float, default=None,
+                        help='regions the segmenter is this sure of keep their material '
+                             "(default: the node's material_vote_below, 0.8; 1 = classify "
+                             'every region)')
+    parser.add_argument('--min-region-area-px', type=int, default=MIN_REGION_AREA_PX,
                         help="smaller regions keep the segmenter's labels (the node's "
                              'min_region_area_px)')
     parser.set_defaults(func=run)
