@@ -116,7 +116,7 @@ def int8_weights(model, group=8, min_fan_in=32):
 
 
 def load_member(path: Path, index: int):
-    """(graph with every name prefixed, input size, class names) of one member file."""
+    """(graph with every name prefixed, input size, class names, metadata) of one member."""
     model = onnx.load(str(path))
     meta = metadata(model)
     size = int(meta.get(runtime.METADATA_INPUT_SIZE, 0)) or int(
@@ -124,19 +124,19 @@ def load_member(path: Path, index: int):
     names = json.loads(meta[runtime.METADATA_CLASS_NAMES])
     model = float_initializers(model)
     model = onnx.compose.add_prefix(model, f'm{index}_')
-    return model, size, names
+    return model, size, names, meta
 
 
 def fuse(members, input_size=None, weights='int8', group=8):
     """Return the fused ModelProto of member files (see the module docstring)."""
     loaded = [load_member(Path(p), i) for i, p in enumerate(members)]
     class_names = loaded[0][2]
-    for path, (_, _, names) in zip(members, loaded):
+    for path, (_, _, names, _) in zip(members, loaded):
         if names != class_names:
             raise SystemExit(f'{path}: classes {names} differ from {class_names}')
-    size = input_size or max(s for _, s, _ in loaded)
+    size = input_size or max(s for _, s, _, _ in loaded)
     nodes, inits, probs = [], [], []
-    for i, (model, member_size, _) in enumerate(loaded):
+    for i, (model, member_size, _, _) in enumerate(loaded):
         graph = model.graph
         member_input = graph.input[0].name
         if member_size != size:
@@ -167,11 +167,12 @@ def fuse(members, input_size=None, weights='int8', group=8):
     if weights == 'int8':
         model = int8_weights(model, group)
     onnx.checker.check_model(model)
-    first = metadata(onnx.load(str(members[0])))
+    member_meta = [m for _, _, _, m in loaded]
+    first = member_meta[0]
     meta = {runtime.METADATA_CLASS_NAMES: json.dumps(class_names),
             runtime.METADATA_INPUT_SIZE: str(size),
             'architecture': f'mean of the softmax of {len(members)} members: ' + '; '.join(
-                metadata(onnx.load(str(p))).get('architecture', Path(p).name) for p in members),
+                m.get('architecture', Path(p).name) for p, m in zip(members, member_meta)),
             'input': first.get('input', 'float32 NCHW RGB in [0,1]'),
             'training_data': first.get('training_data', ''),
             'recipe': 'training/material/ensemble_material.py, weights ' + (
@@ -180,9 +181,8 @@ def fuse(members, input_size=None, weights='int8', group=8):
             'output': 'logits = log(mean of member softmax)',
             'variant': f'ensemble-{len(members)}-{weights}-weights',
             'members': json.dumps([{'file': Path(p).name, 'input_size': s, **{
-                k: v for k, v in metadata(onnx.load(str(p))).items()
-                if k in ('epoch', 'seed', 'init', 'recipe')}}
-                for p, (_, s, _) in zip(members, loaded)])}
+                k: v for k, v in m.items() if k in ('epoch', 'seed', 'init', 'recipe')}}
+                for p, (_, s, _, m) in zip(members, loaded)])}
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
