@@ -21,16 +21,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import load_all, SETS  # noqa: E402, I100
-from train_gate import histograms, THRESHOLDS  # noqa: E402, I100
+from train_gate import histograms, levels, THRESHOLDS  # noqa: E402, I100
 
 MAPS = {'lite0_unet': ['lite0_unet'], 'lite0_half': ['lite0_half'],
         'uniform': ['lite0_unet', 'lite0_s8', 'lite0_half'],
         'unet+half': ['lite0_unet', 'lite0_half']}
 QUANTILES = (None, 0.99, 0.995, 0.999)        # None = the maximum
-
-
-def levels(t):
-    return np.clip(np.ceil(np.asarray(t) * 255 - 0.5).astype(int), 0, 255)
 
 
 def main(argv=None):

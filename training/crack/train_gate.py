@@ -71,8 +71,12 @@ def histograms(prob, gt):
     return np.stack([np.bincount(q[g], minlength=256), np.bincount(q[~g], minlength=256)])
 
 
-# Level index per grid threshold: p >= t  <=>  round(p * 255) >= LEVEL (to within 1/510).
-LEVELS = np.ceil(THRESHOLDS * 255.0 - 0.5).astype(int)
+def levels(thresholds):
+    """Histogram level of each threshold: p >= t  <=>  round(p * 255) >= level (to 1/510)."""
+    return np.clip(np.ceil(np.asarray(thresholds) * 255.0 - 0.5).astype(int), 0, 255)
+
+
+LEVELS = levels(THRESHOLDS)    # of the grid thresholds
 
 
 def f1_curve(hists):
