@@ -18,6 +18,8 @@ from edge_perception.harness.samples import (waste_belt_frames, waste_camera, WA
 from edge_perception.harness.waste_figures import WasteScore
 from edge_perception.msg import DetectionArray
 from edge_perception.nodes.common import DATA_QOS, SENSOR_QOS
+from edge_perception.nodes.waste_segmentation_node import LABEL_COLOURS_RGB
+import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 from waste_chain_checks import (check_3d_positions, check_every_frame_answered,
@@ -54,11 +56,14 @@ def run(tmp_path_factory):
     try:
         probe = graph.add_node(Probe(graph.context, {
             'detections': (DetectionArray, DATA_QOS), 'tracks': (DetectionArray, DATA_QOS),
-            'segmentation/labels': (Image, SENSOR_QOS)}, namespace=NS))
+            'segmentation/labels': (Image, SENSOR_QOS),
+            # Subscribed, so the node draws it (it draws only for a subscriber).
+            'segmentation/debug_image': (Image, SENSOR_QOS)}, namespace=NS))
         assert wait_until(lambda: graph.nodes['waste_segmentation'].detector is not None, 60.0)
         assert wait_until(lambda: probe.matched_publishers('detections') > 0
                           and probe.matched_publishers('tracks') > 0
-                          and probe.matched_publishers('segmentation/labels') > 0, 15.0)
+                          and probe.matched_publishers('segmentation/labels') > 0
+                          and probe.matched_publishers('segmentation/debug_image') > 0, 15.0)
         player = play_bag(graph, bag, ['/camera/image_raw', '/camera/camera_info',
                                        '/camera/depth_registered/image_raw'])
         last = frames[-1][0] + player.offset_s
@@ -68,7 +73,8 @@ def run(tmp_path_factory):
         by_stamp = {round(f[0] + player.offset_s, 6): f for f in frames}
         yield {'by_stamp': by_stamp, 'detections': probe.snapshot('detections'),
                'tracks': probe.snapshot('tracks'),
-               'labels': probe.snapshot('segmentation/labels'), 'k': k}
+               'labels': probe.snapshot('segmentation/labels'),
+               'debug': probe.snapshot('segmentation/debug_image'), 'k': k}
     finally:
         graph.shutdown()
 
@@ -109,6 +115,35 @@ def test_label_image_agrees_with_the_detections(run):
             assert det.material == det.class_name and 0.0 < det.material_confidence <= 1.0
             checked += 1
     assert checked
+
+
+def test_debug_image_blends_the_labels_over_the_frame(run):
+    # Known answer: where the label image has an object, the debug pixel is the mean of the
+    # frame's pixel and that label's colour; belt pixels are the frame's. Boxes, texts and pick
+    # markers are drawn on top, so a small share of pixels may differ (bounded below).
+    assert run['debug'], 'no debug image while subscribed'
+    labels_by_stamp = {round(stamp_to_seconds(m.header.stamp), 6): image_to_numpy(m)
+                       for m, _ in run['labels']}
+    compared = 0
+    for msg, _ in run['debug']:
+        rgb = frame_of(run, msg)[1]
+        assert msg.header.frame_id == WASTE_FRAME
+        assert (msg.encoding, msg.width, msg.height) == ('bgr8', rgb.shape[1], rgb.shape[0])
+        labels = labels_by_stamp.get(round(stamp_to_seconds(msg.header.stamp), 6))
+        if labels is None:
+            continue
+        drawn = image_to_numpy(msg)[:, :, ::-1].astype(np.int16)
+        objects = labels > 0
+        expected = rgb.astype(np.int16)
+        expected[objects] = (0.5 * rgb[objects] + 0.5 * LABEL_COLOURS_RGB[labels[objects]]).astype(
+            np.uint8)
+        same = (np.abs(drawn - expected) <= 1).all(axis=2)
+        assert same[objects].mean() > 0.9, 'labelled pixels are not the blend'
+        assert same[~objects].mean() > 0.9, 'belt pixels changed'
+        # The blend is visible: most labelled pixels differ from the frame.
+        assert (np.abs(drawn[objects] - rgb[objects]).max(axis=1) > 1).mean() > 0.5
+        compared += 1
+    assert compared
 
 
 def test_every_frame_answered_with_its_header(run):

@@ -15,6 +15,10 @@ import cv2
 from edge_perception.core.detector import Detection2D
 import numpy as np
 
+# The segmentation node's default `min_region_area_px` (also eval-waste-seg's): on a 640 x 480
+# belt frame, smaller regions of one label are argmax speckle on item edges, not items.
+MIN_REGION_AREA_PX = 400
+
 
 class RegionInputError(ValueError):
     """Label or confidence image of the wrong shape or type."""

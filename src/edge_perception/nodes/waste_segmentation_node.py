@@ -15,7 +15,7 @@ import time
 from typing import List, Optional
 
 from edge_perception.conversions import numpy_to_image
-from edge_perception.core import region_materials
+from edge_perception.core import region_materials, semantic_regions
 from edge_perception.core.detector import DetectionResult
 from edge_perception.core.material import MaterialResult
 from edge_perception.nodes import detector_node
@@ -39,7 +39,8 @@ PARAMS = [
           'mono8 label image (0 background, then the class names in order)'),
     Param('model_path', '', "Semantic segmentation model (.onnx); '' = the shipped one"),
     Param('cpu_threads', 1, 'ONNX Runtime intra-op threads', 1, 64),
-    Param('min_region_area_px', 400, 'Regions with fewer pixels are not reported',
+    Param('min_region_area_px', semantic_regions.MIN_REGION_AREA_PX,
+          'Regions with fewer pixels are not reported',
           1, 10_000_000),
     Param('min_region_score', 0.5, 'Regions whose mean pixel confidence is lower are not '
           'reported', 0.0, 1.0),
@@ -59,8 +60,8 @@ PARAMS = with_live(PARAMS, [p.name for p in PARAMS if p.live] + [
     'material_vote_below'])
 
 # Label colours of the debug image (RGB), background transparent.
-_COLOURS_RGB = np.array([(0, 0, 0), (180, 110, 40), (60, 200, 200), (160, 160, 160),
-                         (240, 240, 240), (230, 60, 60), (40, 40, 40)], np.uint8)
+LABEL_COLOURS_RGB = np.array([(0, 0, 0), (180, 110, 40), (60, 200, 200), (160, 160, 160),
+                              (240, 240, 240), (230, 60, 60), (40, 40, 40)], np.uint8)
 
 
 @dataclass
@@ -144,7 +145,6 @@ class WasteSegmentationNode(DetectorNode):
 
     def _infer(self, rgb):
         """Segment the frame and return a detection per region (inference_ms covers both)."""
-        from edge_perception.core.semantic_regions import label_regions
         p = self.params
         started = time.perf_counter()
         seg = self.detector.segment(rgb)
@@ -155,7 +155,7 @@ class WasteSegmentationNode(DetectorNode):
             refined = self.refiner.refine(rgb, labels, seg.confidence, seg.probabilities)
             labels, material_confidence = refined.labels, refined.material_confidence
             stage_ms['material'] = (time.perf_counter() - refine_started) * 1e3
-        detections = [d for d in label_regions(
+        detections = [d for d in semantic_regions.label_regions(
             labels, seg.confidence, self.detector.class_names,
             min_area_px=p['min_region_area_px'], max_regions=p['max_detections'])
             if d.score >= p['min_region_score']]
@@ -186,7 +186,7 @@ class WasteSegmentationNode(DetectorNode):
             objects = labels > 0
             rgb = rgb.copy()
             rgb[objects] = (0.5 * rgb[objects]
-                            + 0.5 * _COLOURS_RGB[labels[objects]]).astype(np.uint8)
+                            + 0.5 * LABEL_COLOURS_RGB[labels[objects]]).astype(np.uint8)
         return super()._debug_image(header, rgb, out, result)
 
 

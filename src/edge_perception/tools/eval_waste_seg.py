@@ -22,7 +22,6 @@ import sys
 import time
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
-MIN_REGION_AREA_PX = 400   # the segmentation node's default min_region_area_px
 
 
 class EvalWasteSegDataError(ValueError):
@@ -124,16 +123,19 @@ def run(args):
         refiner = None
         material_model = getattr(args, 'material_model', '')
         if material_model != 'none':
-            from edge_perception.core import region_materials
+            from edge_perception.core import region_materials, semantic_regions
             from edge_perception.core.material import MaterialClassifier
             classifier = MaterialClassifier(material_model or None,
                                             intra_op_num_threads=args.threads)
             # Options left unset keep the refiner's defaults, which are the node's.
             given = {'exponent': getattr(args, 'material_exponent', None),
                      'vote_below': getattr(args, 'material_vote_below', None)}
+            min_area_px = getattr(args, 'min_region_area_px', None)
+            if min_area_px is None:
+                min_area_px = semantic_regions.MIN_REGION_AREA_PX
             refiner = region_materials.RegionMaterialRefiner(
                 classifier, segmenter.class_names,
-                min_area_px=getattr(args, 'min_region_area_px', MIN_REGION_AREA_PX),
+                min_area_px=min_area_px,
                 **{k: v for k, v in given.items() if v is not None})
         metrics = evaluate_dir(segmenter, args.images, args.masks, refiner)
     except ValueError as error:
@@ -170,7 +172,7 @@ def register(subparsers):
                         help='regions the segmenter is this sure of keep their material '
                              "(default: the node's material_vote_below, 0.8; 1 = classify "
                              'every region)')
-    parser.add_argument('--min-region-area-px', type=int, default=MIN_REGION_AREA_PX,
-                        help="smaller regions keep the segmenter's labels (the node's "
-                             'min_region_area_px)')
+    parser.add_argument('--min-region-area-px', type=int, default=None,
+                        help="smaller regions keep the segmenter's labels (default: the "
+                             "node's min_region_area_px, 400)")
     parser.set_defaults(func=run)
