@@ -79,6 +79,33 @@ def lite0_backbone(pretrained=True):
     return net
 
 
+class MixStyle(nn.Module):
+    """Mix feature statistics between the images of a batch while training (Zhou et al., 2021).
+
+    Each image's channel mean and standard deviation are replaced, with probability p per
+    batch, by a random convex mix (weight ~ Beta(alpha, alpha)) of its own and another image's:
+    the decoder learns to find cracks under surface "styles" between the training sets
+    (a domain-generalisation regulariser). Identity in eval mode, so it leaves no trace in the
+    exported graph.
+    """
+
+    def __init__(self, p=0.5, alpha=0.1, eps=1e-6):
+        super().__init__()
+        self.p, self.alpha, self.eps = p, alpha, eps
+
+    def forward(self, x):
+        """Return x with mixed channel statistics (training, with probability p), else x."""
+        if not self.training or x.shape[0] < 2 or torch.rand(()) >= self.p:
+            return x
+        mu = x.mean(dim=(2, 3), keepdim=True).detach()
+        sigma = (x.var(dim=(2, 3), keepdim=True) + self.eps).sqrt().detach()
+        weight = torch.distributions.Beta(self.alpha, self.alpha).sample((x.shape[0], 1, 1, 1))
+        perm = torch.randperm(x.shape[0])
+        mu_mix = weight * mu + (1 - weight) * mu[perm]
+        sigma_mix = weight * sigma + (1 - weight) * sigma[perm]
+        return (x - mu) / sigma * sigma_mix + mu_mix
+
+
 class Lite0Encoder(nn.Module):
     """Lite0 stem and MBConv blocks up to `last_block`; returns the feature at each stride.
 
@@ -86,13 +113,17 @@ class Lite0Encoder(nn.Module):
     8-10 -> 16 (112), 11-14 -> 32 (192), 15 -> 32 (320).
     """
 
-    def __init__(self, last_block, pretrained=True, drop_connect=0.1, frozen_blocks=3):
+    def __init__(self, last_block, pretrained=True, drop_connect=0.1, frozen_blocks=3,
+                 mixstyle=0.0):
         super().__init__()
         net = lite0_backbone(pretrained)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
         self.blocks = nn.ModuleList(net._blocks[:last_block + 1])
         self.drop_connect = drop_connect
         self.taps = {0: 's2', 2: 's4', 4: 's8', 10: 's16'}
+        # MixStyle (training only) after the stride-4 and stride-8 stages, when mixstyle > 0.
+        self.mix_after = {2, 4} if mixstyle > 0 else set()
+        self.mixstyle = MixStyle(p=mixstyle) if mixstyle > 0 else None
         # The stem and the first `frozen_blocks` blocks keep their ImageNet weights and batch-norm
         # statistics (generic edge/texture filters; saves their backward pass on the CPU).
         self.frozen = [self.stem] + list(self.blocks[:frozen_blocks])
@@ -115,6 +146,8 @@ class Lite0Encoder(nn.Module):
         for i, block in enumerate(self.blocks):
             rate = self.drop_connect * i / 16 if self.training else None
             x = block(x, drop_connect_rate=rate if i >= 3 else None)
+            if i in self.mix_after:
+                x = self.mixstyle(x)
             if i in self.taps or i == n - 1:
                 feats[self.taps.get(i, 'last')] = x
         return feats
@@ -123,9 +156,9 @@ class Lite0Encoder(nn.Module):
 class Lite0UNet(nn.Module):
     """Lite0 to stride 16 + U-Net decoder (skips 8, 4, 2) + full-resolution refinement."""
 
-    def __init__(self, pretrained=True):
+    def __init__(self, pretrained=True, mixstyle=0.0):
         super().__init__()
-        self.encoder = Lite0Encoder(10, pretrained)
+        self.encoder = Lite0Encoder(10, pretrained, mixstyle=mixstyle)
         self.dec8 = nn.Sequential(conv_bn_relu(112 + 40, 64), conv_bn_relu(64, 48))
         self.dec4 = conv_bn_relu(48 + 24, 32)
         self.dec2 = conv_bn_relu(32 + 16, 16)
@@ -151,9 +184,9 @@ class Lite0UNetHalf(Lite0UNet):
 class Lite0S8(nn.Module):
     """Lite0 to stride 8 + a light decoder (skips 4 and 2), logits upsampled from stride 2."""
 
-    def __init__(self, pretrained=True):
+    def __init__(self, pretrained=True, mixstyle=0.0):
         super().__init__()
-        self.encoder = Lite0Encoder(4, pretrained)
+        self.encoder = Lite0Encoder(4, pretrained, mixstyle=mixstyle)
         self.dec4 = conv_bn_relu(40 + 24, 32)
         self.dec2 = conv_bn_relu(32 + 16, 16)
         self.head = nn.Conv2d(16, 1, 1)
@@ -190,12 +223,15 @@ EXPERTS = {
 }
 
 
-def build_expert(name, pretrained=True):
-    """Return a fresh expert network by name (one of EXPERTS); Lite0 experts load ImageNet."""
+def build_expert(name, pretrained=True, mixstyle=0.0):
+    """Return a fresh expert network by name (one of EXPERTS); Lite0 experts load ImageNet.
+
+    mixstyle: probability of MixStyle per training batch in Lite0 encoders (0: off).
+    """
     if name not in EXPERTS:
         raise ValueError(f'unknown expert {name!r}; known: {sorted(EXPERTS)}')
     if name.startswith('lite0'):
-        return EXPERTS[name](pretrained=pretrained)
+        return EXPERTS[name](pretrained=pretrained, mixstyle=mixstyle)
     return EXPERTS[name]()
 
 

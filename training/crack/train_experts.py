@@ -48,7 +48,7 @@ def train_one(name, pool, steps, seed, args, log):
     """Train expert `name` on crops from pool; return (model in eval mode, seconds)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_expert(name)
+    model = build_expert(name, mixstyle=args.mixstyle)
     enc = [p for n, p in model.named_parameters() if n.startswith('encoder.') and p.requires_grad]
     dec = [p for n, p in model.named_parameters() if not n.startswith('encoder.')]
     groups = [{'params': dec, 'lr': args.lr}]
@@ -102,7 +102,12 @@ def main(argv=None):
     parser.add_argument('--crop', type=int, default=192)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--encoder-lr-factor', type=float, default=0.25)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the data splits (and of training, unless --train-seed)')
+    parser.add_argument('--train-seed', type=int, default=None,
+                        help='seed of the weights and batches only (default: --seed)')
+    parser.add_argument('--mixstyle', type=float, default=0.0,
+                        help='MixStyle probability per batch in the Lite0 encoders (0: off)')
     parser.add_argument('--holdout-dir', default='src/edge_perception/data/samples/crack',
                         help='stems in DIR/images are forced into the DeepCrack test split')
     args = parser.parse_args(argv)
@@ -148,7 +153,8 @@ def main(argv=None):
             continue
         weights = os.path.join(out, f'{name}.pt')
         # Seeded by fold and expert name, so experts trained in separate processes differ.
-        seed = args.seed * 1000 + 10 * (list(SETS) + ['final']).index(args.fold) + \
+        train_seed = args.seed if args.train_seed is None else args.train_seed
+        seed = train_seed * 1000 + 10 * (list(SETS) + ['final']).index(args.fold) + \
             list(EXPERTS).index(name)
         if os.path.exists(weights):
             model = build_expert(name, pretrained=False)
