@@ -179,6 +179,63 @@ def test_missing_model_keeps_node_up_and_recovers_when_the_file_appears(tmp_path
         graph.shutdown()
 
 
+MATERIAL_MODEL = MODELS / 'material' / 'material_effnet_lite0.onnx'
+GOOD_INPUT = {'detector': good_detector_input, 'waste_segmentation': good_segmentation_input}
+
+
+@pytest.mark.parametrize('node_type', sorted(MODEL_NODES))
+def test_corrupt_material_model_keeps_detections_and_recovers(tmp_path, node_type):
+    # The material classifier is an add-on: with a corrupt file the node still reports every
+    # item (the detector's class / the segmenter's own labels), says why in diagnostics (WARN,
+    # with the path), and uses the classifier once a good file is copied in place.
+    shipped, _ = MODEL_NODES[node_type]
+    if shipped is None or not MATERIAL_MODEL.is_file():
+        pytest.skip(f'no shipped model for {node_type} or no shipped material classifier')
+    material = tmp_path / 'material.onnx'
+    material.write_bytes(b'not an onnx model')
+    params = params_file(tmp_path, f'/**/{node_type}:\n  ros__parameters:\n'
+                                   f"    material_model_path: '{material}'\n"
+                                   '    model_retry_s: 0.2\n')
+    graph = NodeGraph([node_type], [ROOT / 'config/perception.yaml', params],
+                      namespace='badmat').spin_in_background()
+    try:
+        node = sole_caller(graph, graph.nodes[node_type])
+        assert node.detector is not None and node.material is None
+        assert str(material) in node.material_error
+        status = node.diagnostics.build_status()
+        assert status.level == b'\x01' and 'material model' in status.message
+        probe = graph.add_node(Probe(graph.context, {'detections': (DetectionArray, DATA_QOS)},
+                                     namespace='badmat'))
+        assert wait_until(lambda: probe.matched_publishers('detections') > 0, 10.0)
+        image, depth, info, check = GOOD_INPUT[node_type]()
+
+        def feed(sec):
+            for msg in (depth, image):
+                msg.header.stamp = Time(sec=sec, nanosec=0)
+            node.side._on_camera_info(info)
+            node.side._on_depth(depth)
+            node.on_image(image)
+            assert probe.wait_for(lambda r: any(m.header.stamp.sec == sec
+                                                for m, _ in r['detections']), 10.0)
+            return next(m for m, _ in probe.snapshot('detections') if m.header.stamp.sec == sec)
+
+        out = feed(100)
+        check(out)      # every item still reported, with 3D
+        assert node.material is None
+        # The good file in place: picked up on a later frame, materials come from it again.
+        shutil.copy(MATERIAL_MODEL, material)
+        assert wait_until(lambda: time.monotonic() >= node._next_load_try, 2.0)   # retry due
+        out = feed(101)
+        check(out)
+        assert node.material is not None and node.material_error == ''
+        if node_type == 'waste_segmentation':
+            assert node.refiner is not None
+        assert all(d.material for d in out.detections)
+        assert node.diagnostics.build_status().level == b'\x00'
+    finally:
+        graph.shutdown()
+
+
 class ImageFlooder(Node):
     """Publishes the belt frames as fast as asked, stamped now."""
 
