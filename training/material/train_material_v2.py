@@ -193,6 +193,47 @@ def runtime_top1(path: Path, inputs, labels):
     return float((predictions == labels).mean()), predictions
 
 
+class OnnxTeacher:
+    """A shipped classifier (e.g. the ensemble) as the teacher of knowledge distillation.
+
+    Its output is read as logits (the ensemble's log mean probability qualifies); it sees the
+    same augmented batch as the student, at its own input size.
+    """
+
+    def __init__(self, path: Path):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options,
+                                            providers=['CPUExecutionProvider'])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def logits(self, inputs):
+        return torch.from_numpy(self.session.run(
+            None, {self.input_name: inputs.numpy().astype(np.float32)})[0])
+
+
+def distillation_step(model, optimizer, ema, inputs, targets, lr, class_weights,
+                      label_smoothing, teacher, weight, temperature):
+    """One step of (1 - weight) x cross-entropy + weight x T^2 x KL(teacher || student)."""
+    import torch.nn.functional as F
+    for group in optimizer.param_groups:
+        group['lr'] = lr
+    with torch.no_grad():
+        soft = torch.softmax(teacher.logits(inputs) / temperature, dim=1)
+    logits = model(inputs)
+    hard = F.cross_entropy(logits, targets, weight=class_weights,
+                           label_smoothing=label_smoothing)
+    kl = F.kl_div(torch.log_softmax(logits / temperature, dim=1), soft,
+                  reduction='batchmean') * temperature ** 2
+    loss = (1.0 - weight) * hard + weight * kl
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    ema.update_parameters(model)
+    return loss.item()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
@@ -230,6 +271,11 @@ def main(argv=None):
     parser.add_argument('--ship', choices=VARIANTS, default='fp16',
                         help=f'variant copied to OUT/{SHIPPED_NAME}')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--teacher', type=Path, default=None,
+                        help='ONNX classifier to distil from (e.g. the shipped ensemble)')
+    parser.add_argument('--kd-weight', type=float, default=0.7,
+                        help='share of the distillation term in the loss (with --teacher)')
+    parser.add_argument('--kd-temperature', type=float, default=2.0)
     parser.add_argument('--max-batches', type=int, default=0,
                         help='stop each epoch after this many batches (0 = all; for timing)')
     args = parser.parse_args(argv)
@@ -306,6 +352,7 @@ def main(argv=None):
     total_steps = steps_per_epoch * args.epochs
     lr_at = warmup_cosine(args.lr, int(args.warmup_epochs * steps_per_epoch), total_steps)
 
+    teacher = OnnxTeacher(args.teacher) if args.teacher is not None else None
     augment_plain = make_augment(size, args.min_crop_scale, 0.0)
     augment_belt = belt_crop_augment(size)
     history = []
@@ -332,8 +379,13 @@ def main(argv=None):
                  for is_belt, i in batch]), generator)
             targets = torch.tensor([belt_labels[i] if is_belt else train_labels[i]
                                     for is_belt, i in batch])
-            loss_sum += train_step(model, optimizer, ema, inputs, targets, lr_at(step),
-                                   class_weights, args.label_smoothing)
+            if teacher is None:
+                loss_sum += train_step(model, optimizer, ema, inputs, targets, lr_at(step),
+                                       class_weights, args.label_smoothing)
+            else:
+                loss_sum += distillation_step(model, optimizer, ema, inputs, targets,
+                                              lr_at(step), class_weights, args.label_smoothing,
+                                              teacher, args.kd_weight, args.kd_temperature)
             step += 1
             if batch_index % 20 == 0:
                 print(f'  epoch {epoch} batch {batch_index}/{steps_per_epoch} '
