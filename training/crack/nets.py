@@ -122,7 +122,6 @@ class Lite0Encoder(nn.Module):
         self.drop_connect = drop_connect
         self.taps = {0: 's2', 2: 's4', 4: 's8', 10: 's16'}
         # MixStyle (training only) after the stride-4 and stride-8 stages, when mixstyle > 0.
-        self.mix_after = {2, 4} if mixstyle > 0 else set()
         self.mixstyle = MixStyle(p=mixstyle) if mixstyle > 0 else None
         # The stem and the first `frozen_blocks` blocks keep their ImageNet weights and batch-norm
         # statistics (generic edge/texture filters; saves their backward pass on the CPU).
@@ -146,7 +145,7 @@ class Lite0Encoder(nn.Module):
         for i, block in enumerate(self.blocks):
             rate = self.drop_connect * i / 16 if self.training else None
             x = block(x, drop_connect_rate=rate if i >= 3 else None)
-            if i in self.mix_after:
+            if self.mixstyle is not None and i in (2, 4):
                 x = self.mixstyle(x)
             if i in self.taps or i == n - 1:
                 feats[self.taps.get(i, 'last')] = x

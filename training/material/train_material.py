@@ -154,17 +154,22 @@ def warmup_cosine(base_lr, warmup_steps, total_steps):
     return lr_at
 
 
-def train_step(model, optimizer, ema, inputs, targets, lr, class_weights, label_smoothing):
-    """Run one optimisation step at learning rate lr and update the EMA; return the loss."""
+def apply_step(model, optimizer, ema, loss, lr):
+    """Step the optimiser on `loss` at learning rate lr, update the EMA; return the loss."""
     for group in optimizer.param_groups:
         group['lr'] = lr
-    loss = F.cross_entropy(model(inputs), targets, weight=class_weights,
-                           label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     ema.update_parameters(model)
     return loss.item()
+
+
+def train_step(model, optimizer, ema, inputs, targets, lr, class_weights, label_smoothing):
+    """Run one cross-entropy optimisation step at learning rate lr; return the loss."""
+    loss = F.cross_entropy(model(inputs), targets, weight=class_weights,
+                           label_smoothing=label_smoothing)
+    return apply_step(model, optimizer, ema, loss, lr)
 
 
 def evaluate(model, inputs, labels, num_classes, batch_size=64):

@@ -67,8 +67,8 @@ from belt_augment import (  # noqa: E402, I100
     cached_crop_pool, cutout_cache, held_out_belt_crops, SAMPLE_STYLE)
 from make_dataset import build_cutouts  # noqa: E402, I100  (belt_augment put it on the path)
 from train_material import (  # noqa: E402, I100
-    check_onnx_matches_torch, evaluate, export_onnx, list_images, load_rgb, make_augment,
-    random_rot90, sgd_optimizer, shrink_short_side, train_step, warmup_cosine)
+    apply_step, check_onnx_matches_torch, evaluate, export_onnx, list_images, load_rgb,
+    make_augment, random_rot90, sgd_optimizer, shrink_short_side, train_step, warmup_cosine)
 from train_material_belt import as_chw, belt_crop_augment  # noqa: E402, I100
 
 SHIPPED_NAME = 'material_effnet_lite0.onnx'
@@ -197,28 +197,22 @@ class OnnxTeacher:
     """A shipped classifier (e.g. the ensemble) as the teacher of knowledge distillation.
 
     Its output is read as logits (the ensemble's log mean probability qualifies); it sees the
-    same augmented batch as the student, at its own input size.
+    same augmented batch as the student, so it must take the student's input size.
     """
 
     def __init__(self, path: Path):
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=['CPUExecutionProvider'])
+        from edge_perception.core.onnx_session import cpu_session
+        self.session = cpu_session(path, SystemExit, 'teacher model', 1)
         self.input_name = self.session.get_inputs()[0].name
 
     def logits(self, inputs):
-        return torch.from_numpy(self.session.run(
-            None, {self.input_name: inputs.numpy().astype(np.float32)})[0])
+        return torch.from_numpy(self.session.run(None, {self.input_name: inputs.numpy()})[0])
 
 
 def distillation_step(model, optimizer, ema, inputs, targets, lr, class_weights,
                       label_smoothing, teacher, weight, temperature):
     """One step of (1 - weight) x cross-entropy + weight x T^2 x KL(teacher || student)."""
     import torch.nn.functional as F
-    for group in optimizer.param_groups:
-        group['lr'] = lr
     with torch.no_grad():
         soft = torch.softmax(teacher.logits(inputs) / temperature, dim=1)
     logits = model(inputs)
@@ -226,12 +220,7 @@ def distillation_step(model, optimizer, ema, inputs, targets, lr, class_weights,
                            label_smoothing=label_smoothing)
     kl = F.kl_div(torch.log_softmax(logits / temperature, dim=1), soft,
                   reduction='batchmean') * temperature ** 2
-    loss = (1.0 - weight) * hard + weight * kl
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    ema.update_parameters(model)
-    return loss.item()
+    return apply_step(model, optimizer, ema, (1.0 - weight) * hard + weight * kl, lr)
 
 
 def main(argv=None):

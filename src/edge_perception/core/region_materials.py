@@ -22,7 +22,7 @@ from typing import Sequence
 
 import cv2
 from edge_perception.core.material import crop_for_box, MaterialInputError
-from edge_perception.core.semantic_regions import label_regions
+from edge_perception.core.semantic_regions import label_regions, MIN_REGION_AREA_PX
 import numpy as np
 
 
@@ -54,7 +54,7 @@ class RegionMaterialRefiner:
     """Relabel segmented regions with the material the classifier and segmenter agree on."""
 
     def __init__(self, classifier, label_names: Sequence[str], exponent: float = EXPONENT,
-                 min_area_px: int = 200, max_regions: int = 100,
+                 min_area_px: int = MIN_REGION_AREA_PX, max_regions: int = 100,
                  vote_below: float = VOTE_BELOW):
         """Pair a material classifier with the segmenter's labels.
 
@@ -64,6 +64,7 @@ class RegionMaterialRefiner:
             label_names: the segmenter's labels, background first (core.waste_segmentation
                 LABELS); every material must be one of the classifier's classes.
             exponent: weight of the classifier's vote (0 = the segmenter alone).
+            min_area_px: smaller regions keep their labels (default: the node's).
             vote_below: a region whose largest segmenter material probability (mean over the
                 region, normalised over the materials) is at least this keeps its label
                 without asking the classifier (1.0: every region is classified).

@@ -123,19 +123,16 @@ def run(args):
         refiner = None
         material_model = getattr(args, 'material_model', '')
         if material_model != 'none':
-            from edge_perception.core import region_materials, semantic_regions
+            from edge_perception.core import region_materials
             from edge_perception.core.material import MaterialClassifier
             classifier = MaterialClassifier(material_model or None,
                                             intra_op_num_threads=args.threads)
             # Options left unset keep the refiner's defaults, which are the node's.
             given = {'exponent': getattr(args, 'material_exponent', None),
-                     'vote_below': getattr(args, 'material_vote_below', None)}
-            min_area_px = getattr(args, 'min_region_area_px', None)
-            if min_area_px is None:
-                min_area_px = semantic_regions.MIN_REGION_AREA_PX
+                     'vote_below': getattr(args, 'material_vote_below', None),
+                     'min_area_px': getattr(args, 'min_region_area_px', None)}
             refiner = region_materials.RegionMaterialRefiner(
                 classifier, segmenter.class_names,
-                min_area_px=min_area_px,
                 **{k: v for k, v in given.items() if v is not None})
         metrics = evaluate_dir(segmenter, args.images, args.masks, refiner)
     except ValueError as error:
