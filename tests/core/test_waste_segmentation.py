@@ -10,6 +10,7 @@ import argparse
 import json
 
 import cv2
+from edge_perception.core import region_materials
 from edge_perception.core import waste_segmentation as ws
 from edge_perception.core.waste_segmentation import (
     confusion_matrix, LABELS, pooled_iou, SegmentationResult, upsample_argmax,
@@ -300,7 +301,7 @@ def test_eval_cli_refines_regions_with_the_shipped_classifier_by_default(tmp_pat
     assert eval_waste_seg.run(args) == 0
     report = json.loads(out.read_text())
     assert report['material_model'].endswith('material_effnet_lite0.onnx')
-    assert report['material_exponent'] == 2.0 and report['images'] == 1
+    assert report['material_exponent'] == region_materials.EXPONENT and report['images'] == 1
 
 
 def test_eval_missing_mask_names_it(tmp_path):

@@ -12,7 +12,7 @@ material refinement.
 
 By default the labels are scored as the segmentation node publishes them: each region relabelled
 with the material the crop classifier and the segmenter agree on (core.region_materials, the
-shipped material classifier, exponent 2, regions of >= 400 px as the node's default
+shipped material classifier, exponent 4, regions of >= 400 px as the node's default
 `min_region_area_px`, regions the segmenter gives one material >= 0.8 keep their label).
 `--material-model none` scores the segmenter alone.
 """
@@ -164,7 +164,7 @@ def register(subparsers):
                              "'none' = the segmenter alone)")
     parser.add_argument('--material-exponent', type=float, default=None,
                         help="weight of the classifier's vote (default: the node's "
-                             'material_exponent, 2)')
+                             'material_exponent, 4)')
     parser.add_argument('--material-vote-below', type=float, default=None,
                         help='regions the segmenter is this sure of keep their material '
                              "(default: the node's material_vote_below, 0.8; 1 = classify "
