@@ -27,18 +27,19 @@ CHANNEL_OF = {3: 0, 5: 1, 2: 2}
 
 
 def write_tiny_model(path, height=8, width=12, class_names=LABELS, metadata_size=None,
-                     channels=7):
-    """1x1 conv (metal <- R, plastic <- G, glass <- B, times GAIN), 2x2 average pool."""
+                     channels=7, pool=2):
+    """1x1 conv (metal <- R, plastic <- G, glass <- B, times GAIN), pool x pool average pool."""
     image = helper.make_tensor_value_info('image', TensorProto.FLOAT, ['batch', 3, height, width])
     logits = helper.make_tensor_value_info(
-        'logits', TensorProto.FLOAT, ['batch', channels, height // 2, width // 2])
+        'logits', TensorProto.FLOAT, ['batch', channels, height // pool, width // pool])
     weights = np.zeros((channels, 3, 1, 1), np.float32)
     for out, source in CHANNEL_OF.items():
         if out < channels:
             weights[out, source] = GAIN
     graph = helper.make_graph(
         [helper.make_node('Conv', ['image', 'w'], ['c']),
-         helper.make_node('AveragePool', ['c'], ['logits'], kernel_shape=[2, 2], strides=[2, 2])],
+         helper.make_node('AveragePool', ['c'], ['logits'], kernel_shape=[pool, pool],
+                          strides=[pool, pool])],
         'tiny_seg', [image], [logits], initializer=[onnx.numpy_helper.from_array(weights, 'w')])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
     model.ir_version = 8
@@ -161,6 +162,23 @@ def test_tiny_model_follows_the_frame_layout(tiny):
     labels = tiny.segment(frame).labels
     assert np.all(labels[:, :25] == LABELS.index('plastic'))
     assert np.all(labels[:, 35:] == LABELS.index('glass'))
+
+
+def test_edge_refinement_puts_the_outline_on_the_image_edge(tmp_path):
+    # Stride 8 like the shipped model; the metal | plastic edge at column 18 lies inside the
+    # third 8-pixel cell, so plain upsampling of the logits cannot place it there.
+    path = write_tiny_model(tmp_path / 's8.onnx', height=32, width=48, pool=8)
+    frame = solid((255, 0, 0), 32, 48)
+    frame[:, 18:] = (0, 255, 0)
+    truth = np.where(np.arange(48) < 18, LABELS.index('metal'), LABELS.index('plastic'))
+    truth = np.broadcast_to(truth, (32, 48))
+    plain = WasteSegmenter(path, edge_refinement=False).segment(frame)
+    refined = WasteSegmenter(path).segment(frame)
+    assert np.count_nonzero(plain.labels != truth) >= 32          # at least a column off
+    np.testing.assert_array_equal(refined.labels, truth)
+    assert refined.confidence.min() >= 0.0 and refined.confidence.max() <= 1.0
+    # The low-resolution probabilities (the region vote's input) are the model's either way.
+    np.testing.assert_array_equal(plain.probabilities, refined.probabilities)
 
 
 def test_component_vote_option(tmp_path):

@@ -13,6 +13,10 @@ Model contract (written by the training script, checked here):
 Upsampling (`upsample_argmax`): softmax at the model's resolution (cheap), then each of the 7
 probability planes is resized to the frame (cv2.resize, INTER_LINEAR); labels are their argmax
 and confidence their maximum (interpolated probabilities still sum to 1 per pixel).
+Edge refinement (`edge_refinement`, on by default): before that, the planes are resized to the
+model's input size and passed through a fast guided filter (core.guided_filter) steered by the
+input image, so item outlines follow the frame's edges instead of the stride-8 grid (+0.022
+mIoU on `eval_infamily`, about 9 ms a frame; see the model card).
 
 Metrics: `confusion_matrix` and `pooled_iou` (intersection and union summed over all images,
 then IoU per label; `miou` = mean over the labels whose union is not empty).
@@ -24,6 +28,7 @@ import time
 from typing import Dict, Optional
 
 import cv2
+from edge_perception.core.guided_filter import fast_guided_filter
 from edge_perception.core.onnx_session import cpu_session
 import numpy as np
 
@@ -34,6 +39,12 @@ METADATA_CLASS_NAMES = 'class_names'
 METADATA_INPUT_WIDTH = 'input_width'
 METADATA_INPUT_HEIGHT = 'input_height'
 DEFAULT_COMPONENT_VOTE = False
+# Chosen on `eval_infamily` among guide (grey, RGB) x radius (4, 8) x eps (1e-3, 1e-2) at the
+# model's input size; the fast filter fits the coefficients at half that size (model card).
+DEFAULT_EDGE_REFINEMENT = True
+EDGE_RADIUS = 8
+EDGE_EPS = 1e-3
+EDGE_SUBSAMPLE = 2
 
 
 class WasteSegmentationModelError(ValueError):
@@ -85,12 +96,16 @@ class WasteSegmenter:
         intra_op_num_threads: onnxruntime threads (None: onnxruntime's default).
         component_vote: give every connected non-background region one material, the
             confidence-weighted majority of its pixels (`vote_components`).
+        edge_refinement: guided-filter the probability planes with the input image before
+            the upsampling (`refine_edges`), so outlines follow the frame's edges.
 
     """
 
     def __init__(self, model_path=None, intra_op_num_threads: Optional[int] = None,
-                 component_vote: bool = DEFAULT_COMPONENT_VOTE):
+                 component_vote: bool = DEFAULT_COMPONENT_VOTE,
+                 edge_refinement: bool = DEFAULT_EDGE_REFINEMENT):
         self.component_vote = bool(component_vote)
+        self.edge_refinement = bool(edge_refinement)
         self.model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
         self._session = cpu_session(self.model_path, WasteSegmentationModelError,
                                     'waste segmentation model', intra_op_num_threads)
@@ -161,12 +176,18 @@ class WasteSegmenter:
         started = time.perf_counter()
         frame = as_rgb_frame(rgb_uint8)
         height, width = frame.shape[:2]
-        logits = self._session.run(None, {self._input_name: self.preprocess(frame)})[0][0]
+        image = self.preprocess(frame)
+        logits = self._session.run(None, {self._input_name: image})[0][0]
         if logits.ndim != 3 or logits.shape[0] != len(LABELS):
             raise WasteSegmentationModelError(
                 f'{self.model_path}: logits of shape {logits.shape}, expected 7 x h x w')
         probabilities = softmax_planes(logits)
-        labels, confidence = upsample_argmax_probabilities(probabilities, height, width)
+        if self.edge_refinement:
+            planes = refine_edges(probabilities, image[0].transpose(1, 2, 0))
+            labels, confidence = upsample_argmax_probabilities(planes, height, width)
+            np.clip(confidence, 0.0, 1.0, out=confidence)
+        else:
+            labels, confidence = upsample_argmax_probabilities(probabilities, height, width)
         if self.component_vote:
             labels = vote_components(labels, confidence)
         return SegmentationResult(labels=labels, confidence=confidence,
@@ -184,6 +205,20 @@ def upsample_argmax(logits, height, width):
     Ties go to the lower label, as with argmax.
     """
     return upsample_argmax_probabilities(softmax_planes(logits), height, width)
+
+
+def refine_edges(probabilities, guide_rgb):
+    """C x h x w probabilities -> C x H x W at the guide's size, edges following the guide.
+
+    guide_rgb: H x W x 3 float32 RGB in [0, 1] (the model's input image). Bilinear resize to
+    H x W, then core.guided_filter.fast_guided_filter with EDGE_RADIUS, EDGE_EPS and
+    EDGE_SUBSAMPLE; the planes still sum to 1 per pixel.
+    """
+    guide = np.ascontiguousarray(guide_rgb, dtype=np.float32)
+    size = (guide.shape[1], guide.shape[0])
+    planes = np.stack([cv2.resize(np.ascontiguousarray(p), size, interpolation=cv2.INTER_LINEAR)
+                       for p in np.asarray(probabilities, np.float32)])
+    return fast_guided_filter(planes, guide, EDGE_RADIUS, EDGE_EPS, EDGE_SUBSAMPLE)
 
 
 def softmax_planes(logits):

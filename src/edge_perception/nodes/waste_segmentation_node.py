@@ -39,6 +39,9 @@ PARAMS = [
           'mono8 label image (0 background, then the class names in order)'),
     Param('model_path', '', "Semantic segmentation model (.onnx); '' = the shipped one"),
     Param('cpu_threads', 1, 'ONNX Runtime intra-op threads', 1, 64),
+    Param('edge_refinement', True,
+          "Guided-filter the segmenter's probabilities with the image so region outlines "
+          'follow its edges (about 9 ms a 640x480 frame; false = plain upsampling)'),
     Param('min_region_area_px', semantic_regions.MIN_REGION_AREA_PX,
           'Regions with fewer pixels are not reported',
           1, 10_000_000),
@@ -57,7 +60,7 @@ PARAMS = [
 ] + [p for p in detector_node.PARAMS if p.name not in _NOT_APPLICABLE]
 PARAMS = with_live(PARAMS, [p.name for p in PARAMS if p.live] + [
     'min_region_area_px', 'min_region_score', 'max_detections', 'material_exponent',
-    'material_vote_below'])
+    'material_vote_below', 'edge_refinement'])
 
 # Label colours of the debug image (RGB), background transparent.
 LABEL_COLOURS_RGB = np.array([(0, 0, 0), (180, 110, 40), (60, 200, 200), (160, 160, 160),
@@ -96,6 +99,8 @@ class WasteSegmentationNode(DetectorNode):
     def _apply_model_params(self):
         # Region filters are read per frame; the refiner takes the live material parameters,
         # and regions too small to be reported are not classified either.
+        if self.detector is not None:
+            self.detector.edge_refinement = bool(self.params['edge_refinement'])
         if self.refiner is not None:
             p = self.params
             self.refiner.exponent = float(p['material_exponent'])
@@ -117,7 +122,8 @@ class WasteSegmentationNode(DetectorNode):
             return
         try:
             self.detector = WasteSegmenter(p['model_path'] or None,
-                                           intra_op_num_threads=p['cpu_threads'])
+                                           intra_op_num_threads=p['cpu_threads'],
+                                           edge_refinement=p['edge_refinement'])
             self.model_error = ''
             self._publish_label_info()
             self.get_logger().info(f'waste segmentation: {self.detector.model_path} (classes '

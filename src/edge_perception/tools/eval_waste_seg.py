@@ -1,7 +1,8 @@
 """`edge-perception eval-waste-seg`: pooled per-label IoU and mIoU of the waste segmenter.
 
     edge-perception eval-waste-seg --images DIR --masks DIR --json OUT.json \
-        [--model PATH] [--threads N] [--material-model PATH|none] [--material-exponent A]
+        [--model PATH] [--threads N] [--material-model PATH|none] [--material-exponent A] \
+        [--edge-refinement on|off]
 
 DIR of images (PNG/JPG, RGB) and DIR of same-stem PNG label maps (values 0..6, the labels of
 `edge_perception.core.waste_segmentation.LABELS`). Intersection and union are summed over all
@@ -14,7 +15,8 @@ By default the labels are scored as the segmentation node publishes them: each r
 with the material the crop classifier and the segmenter agree on (core.region_materials, the
 shipped material classifier, exponent 4, regions of >= 400 px as the node's default
 `min_region_area_px`, regions the segmenter gives one material >= 0.8 keep their label).
-`--material-model none` scores the segmenter alone.
+`--material-model none` scores the segmenter alone. Edge refinement (the guided filter of
+core.waste_segmentation) is on, as in the node; `--edge-refinement off` scores without it.
 """
 import json
 from pathlib import Path
@@ -92,6 +94,7 @@ def evaluate_dir(segmenter, images_dir, masks_dir, refiner=None):
     return {'miou': metrics['miou'], 'iou': metrics['iou'], 'images': len(pairs),
             'model': str(segmenter.model_path),
             'component_vote': getattr(segmenter, 'component_vote', None),
+            'edge_refinement': getattr(segmenter, 'edge_refinement', None),
             'material_model': (str(refiner.classifier.model_path) if refiner else None),
             'material_exponent': (refiner.exponent if refiner else None),
             'material_vote_below': (refiner.vote_below if refiner else None),
@@ -116,8 +119,11 @@ def run(args):
     from edge_perception.core.waste_segmentation import WasteSegmenter
 
     try:
-        vote = getattr(args, 'component_vote', None)
-        options = {} if vote is None else {'component_vote': vote == 'on'}
+        options = {}
+        for option in ('component_vote', 'edge_refinement'):
+            value = getattr(args, option, None)
+            if value is not None:
+                options[option] = value == 'on'
         segmenter = WasteSegmenter(args.model, intra_op_num_threads=args.threads,
                                    **options)
         refiner = None
@@ -159,6 +165,9 @@ def register(subparsers):
     parser.add_argument('--threads', type=int, default=1, help='onnxruntime intra-op threads')
     parser.add_argument('--component-vote', choices=('on', 'off'), default=None,
                         help="one material per connected item region (default: the runtime's)")
+    parser.add_argument('--edge-refinement', choices=('on', 'off'), default=None,
+                        help='guided-filter the label edges with the image (default: the '
+                             "runtime's, on)")
     parser.add_argument('--material-model', default='',
                         help="crop classifier that relabels each region ('' = the shipped one, "
                              "'none' = the segmenter alone)")
