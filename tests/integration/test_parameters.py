@@ -126,3 +126,18 @@ def test_live_tti_threshold_and_warning_intensity_change_the_output(tmp_path):
         assert math.isclose(command.intensity, 0.25, abs_tol=1e-6)
     finally:
         graph.shutdown()
+
+
+def test_edge_refinement_is_applied_to_the_running_segmenter():
+    graph = NodeGraph(['waste_segmentation'], namespace='live_edge').spin_in_background()
+    try:
+        node = graph.nodes['waste_segmentation']
+        assert node.detector is not None, node.model_error
+        assert node.detector.edge_refinement is True
+        result = node.set_parameters([Parameter('edge_refinement', value=False)])[0]
+        assert result.successful, result.reason
+        assert node.detector.edge_refinement is False
+        assert node.set_parameters([Parameter('edge_refinement', value=True)])[0].successful
+        assert node.detector.edge_refinement is True
+    finally:
+        graph.shutdown()
