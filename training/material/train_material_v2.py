@@ -184,10 +184,8 @@ def copy_metadata(src: Path, dst: Path, variant: str):
 
 def runtime_top1(path: Path, inputs, labels):
     """Return (top-1, predictions) of an ONNX file on preprocessed inputs (onnxruntime)."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
+    from edge_perception.core.onnx_session import cpu_session
+    session = cpu_session(path, SystemExit, 'classifier', 1)
     predictions = np.concatenate([session.run(None, {'image': inputs[i:i + 32]})[0].argmax(1)
                                   for i in range(0, len(inputs), 32)])
     return float((predictions == labels).mean()), predictions
