@@ -182,12 +182,11 @@ class WasteSegmenter:
             raise WasteSegmentationModelError(
                 f'{self.model_path}: logits of shape {logits.shape}, expected 7 x h x w')
         probabilities = softmax_planes(logits)
-        if self.edge_refinement:
-            planes = refine_edges(probabilities, image[0].transpose(1, 2, 0))
-            labels, confidence = upsample_argmax_probabilities(planes, height, width)
+        planes = (refine_edges(probabilities, image[0].transpose(1, 2, 0))
+                  if self.edge_refinement else probabilities)
+        labels, confidence = upsample_argmax_probabilities(planes, height, width)
+        if self.edge_refinement:    # the filter may leave [0, 1] by a little at strong edges
             np.clip(confidence, 0.0, 1.0, out=confidence)
-        else:
-            labels, confidence = upsample_argmax_probabilities(probabilities, height, width)
         if self.component_vote:
             labels = vote_components(labels, confidence)
         return SegmentationResult(labels=labels, confidence=confidence,
