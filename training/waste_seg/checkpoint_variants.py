@@ -49,14 +49,8 @@ class FlipTTA(torch.nn.Module):
 def export_flip_tta(checkpoint_path, out):
     """Export the checkpoint wrapped in FlipTTA; return max |ONNX - torch| on random inputs."""
     ckpt = torch.load(checkpoint_path, map_location='cpu')
-    args = argparse.Namespace(
-        head_width=ckpt['head_width'], frozen_blocks=ckpt['frozen_blocks'],
-        last_block=ckpt['last_block'], width_px=ckpt['input_width'],
-        height=ckpt['input_height'], loss=ckpt['loss'], init_checkpoint=checkpoint_path,
-        init_material_onnx=None)
-    model = train_waste_seg.build_model(args, pretrained=False)
-    model.load_state_dict(ckpt['state_dict'])
-    wrapped = FlipTTA(model.eval())
+    args = argparse.Namespace(init_checkpoint=checkpoint_path, init_material_onnx=None)
+    wrapped = FlipTTA(train_waste_seg.model_from_checkpoint(ckpt, args))
     metadata = train_waste_seg.metadata_for(args, ckpt['step'], 'fp32-flip-tta')
     train_waste_seg.export_onnx(wrapped, out, args.height, args.width_px, metadata)
     check = torch.rand(2, 3, args.height, args.width_px).numpy()

@@ -404,6 +404,17 @@ def build_model(args, pretrained=True):
                    frozen_blocks=args.frozen_blocks, last_block=args.last_block)
 
 
+def model_from_checkpoint(ckpt, args):
+    """Copy a checkpoint's architecture fields onto args; return its model in eval mode."""
+    args.height, args.width_px = ckpt['input_height'], ckpt['input_width']
+    args.head_width = ckpt['head_width']
+    args.last_block = ckpt.get('last_block', 10)
+    args.frozen_blocks, args.loss = ckpt['frozen_blocks'], ckpt['loss']
+    model = build_model(args, pretrained=False)
+    model.load_state_dict(ckpt['state_dict'])
+    return model.eval()
+
+
 def checkpoint_payload(model, args, step):
     return {'state_dict': model.state_dict(), 'step': step, 'labels': LABELS,
             'input_height': args.height, 'input_width': args.width_px,
@@ -532,14 +543,9 @@ def main(argv=None):
 
     if args.evaluate_checkpoint is not None:
         ckpt = torch.load(args.evaluate_checkpoint, map_location='cpu')
-        args.height, args.width_px = ckpt['input_height'], ckpt['input_width']
-        args.head_width = ckpt['head_width']
-        args.last_block = ckpt.get('last_block', 10)
-        args.frozen_blocks, args.loss = ckpt['frozen_blocks'], ckpt['loss']
-        model = build_model(args, pretrained=False)
-        model.load_state_dict(ckpt['state_dict'])
+        model = model_from_checkpoint(ckpt, args)
         args.no_int8 = args.no_int8 or args.cutouts is None
-        export_and_report(model.eval(), args, ckpt['step'], out, 0.0, [])
+        export_and_report(model, args, ckpt['step'], out, 0.0, [])
         return 0
 
     if args.cutouts is None:
