@@ -9,7 +9,8 @@ import json
 
 from edge_perception.core import material
 from edge_perception.core.material import (
-    classes_path_for, crop_for_box, MaterialClassifier, MaterialInputError, MaterialModelError,
+    classes_path_for, crop_for_box, MASK_FILL_RGB, masked_crop_for_region, MaterialClassifier,
+    MaterialInputError, MaterialModelError,
     preprocess)
 import numpy as np
 import onnx
@@ -119,6 +120,60 @@ def test_crop_is_a_view_and_works_on_grayscale(numbered_image):
 def test_degenerate_or_invalid_box_raises(numbered_image, box):
     with pytest.raises(MaterialInputError):
         crop_for_box(numbered_image, box)
+
+
+# --- masked_crop_for_region ----------------------------------------------------------------
+
+def test_masked_crop_keeps_the_region_and_paints_the_rest():
+    rgb = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    mask = np.zeros((60, 80), bool)
+    mask[20:30, 30:50] = True
+    crop = masked_crop_for_region(rgb, (30, 20, 50, 30), mask, dilate_px=0, pad_fraction=0.5)
+    # The padded box is rows 15..35, columns 20..60; the region sits at rows 5..15, cols 10..30.
+    assert crop.shape == (20, 40, 3)
+    np.testing.assert_array_equal(crop[5:15, 10:30], rgb[20:30, 30:50])
+    outside = np.ones((20, 40), bool)
+    outside[5:15, 10:30] = False
+    assert (crop[outside] == MASK_FILL_RGB).all()
+    assert not np.shares_memory(crop, rgb)
+
+
+def test_masked_crop_keeps_a_rim_of_dilate_px_around_the_region():
+    rgb = np.full((41, 41, 3), 7, np.uint8)
+    mask = np.zeros((41, 41), bool)
+    mask[20, 20] = True
+    crop = masked_crop_for_region(rgb, (10, 10, 31, 31), mask, dilate_px=3, pad_fraction=0.0)
+    kept = (crop == 7).all(axis=2)
+    rows, cols = np.nonzero(kept)
+    distance = np.hypot(rows - 10, cols - 10)            # the mask pixel is at (10, 10)
+    assert distance.max() <= 3 * np.sqrt(2)               # nothing beyond the kernel's corner
+    for dr, dc in [(0, 3), (3, 0), (0, -3), (-3, 0), (1, 1), (2, 2)]:
+        assert kept[10 + dr, 10 + dc], (dr, dc)           # the disc of radius 3 is kept
+    assert not kept[10 + 4, 10] and not kept[10, 10 - 4]
+
+
+def test_masked_crop_of_a_full_mask_is_the_box_crop():
+    rgb = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    box = (5.5, 3, 30, 22)
+    np.testing.assert_array_equal(
+        masked_crop_for_region(rgb, box, np.ones((30, 40), bool)), crop_for_box(rgb, box))
+
+
+def test_masked_crop_works_on_grayscale():
+    gray = np.full((20, 20), 9, np.uint8)
+    mask = np.zeros((20, 20), bool)
+    mask[5:10, 5:10] = True
+    crop = masked_crop_for_region(gray, (5, 5, 10, 10), mask, dilate_px=0, pad_fraction=0.4)
+    assert crop.shape == (9, 9) and (crop[2:7, 2:7] == 9).all()
+    assert crop[0, 0] == MASK_FILL_RGB[0]
+
+
+def test_masked_crop_refuses_a_mask_of_another_size_or_a_negative_dilation():
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    with pytest.raises(MaterialInputError, match='differ in size'):
+        masked_crop_for_region(rgb, (1, 1, 5, 5), np.ones((30, 20), bool))
+    with pytest.raises(MaterialInputError, match='dilate_px'):
+        masked_crop_for_region(rgb, (1, 1, 5, 5), np.ones((20, 30), bool), dilate_px=-1)
 
 
 def test_negative_padding_raises(numbered_image):

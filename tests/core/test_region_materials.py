@@ -8,7 +8,7 @@ probabilities the test computes itself from the crop's mean colour.
 import json
 
 import cv2
-from edge_perception.core.material import crop_for_box, MaterialClassifier
+from edge_perception.core.material import crop_for_box, masked_crop_for_region, MaterialClassifier
 from edge_perception.core.region_materials import (
     RefinedLabels, RegionMaterialError, RegionMaterialRefiner)
 from edge_perception.core.waste_segmentation import LABELS
@@ -72,9 +72,9 @@ def red_item_scene(box=(20, 15, 60, 45)):
     return rgb, labels, confidence
 
 
-def expected_combined(rgb, box, exponent, segment_p):
-    """Compute the module's formula here, from the crop's mean colour."""
-    crop = crop_for_box(rgb, box).astype(np.float64) / 255.0
+def expected_combined(rgb, box, exponent, segment_p, crop=None):
+    """Compute the module's formula here, from the crop's mean colour (default: box crop)."""
+    crop = (crop_for_box(rgb, box) if crop is None else crop).astype(np.float64) / 255.0
     mean = cv2.resize(crop, (16, 16), interpolation=cv2.INTER_AREA).mean(axis=(0, 1))
     logits = np.zeros(len(MATERIALS))
     for channel, out in OUTPUT_OF_CHANNEL.items():
@@ -173,6 +173,37 @@ def test_two_regions_are_classified_in_one_batch(classifier):
     # Blue reads glass to the classifier; the segmenter's even 0.025 on glass and paper leaves
     # the classifier's vote to decide.
     assert (out.labels[30:55, 45:75] == LABELS.index('glass')).all()
+
+
+def test_masked_crops_show_the_classifier_the_region_not_its_surroundings(classifier):
+    # A red triangle (labelled plastic) on a blue surface that fills most of its box: the box
+    # crop reads blue (glass) to the classifier, the masked crop reads the red item (metal).
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[10:50, 20:60] = (0, 0, 255)
+    rows, cols = np.mgrid[:H, :W]
+    item = (rows >= 10) & (rows < 50) & (cols >= 20) & (cols < 60) & (rows - 10 > cols - 12)
+    rgb[item] = (255, 0, 0)
+    labels = np.where(item, LABELS.index('plastic'), 0).astype(np.uint8)
+    confidence = np.where(item, 0.5, 0.9).astype(np.float32)
+    probs = segmenter_probabilities()
+    rows_i, cols_i = np.nonzero(item)
+    box = (cols_i.min(), rows_i.min(), cols_i.max() + 1, rows_i.max() + 1)
+    refiner = RegionMaterialRefiner(classifier, LABELS, min_area_px=10)
+    assert refiner.crop_mode == 'box'
+    out = refiner.refine(rgb, labels, confidence, probs)
+    assert (out.labels[item] == LABELS.index('glass')).all()
+    refiner.crop_mode = 'masked'
+    out = refiner.refine(rgb, labels, confidence, probs)
+    expected = expected_combined(rgb, box, refiner.exponent, probs[1:, 0, 0],
+                                 crop=masked_crop_for_region(rgb, box, item, dilate_px=7))
+    assert expected.argmax() == MATERIALS.index('metal')
+    assert (out.labels[item] == LABELS.index('metal')).all()
+    np.testing.assert_allclose(out.material_confidence[item], expected.max(), rtol=1e-4)
+
+
+def test_unknown_crop_mode_is_refused(classifier):
+    with pytest.raises(RegionMaterialError, match='crop_mode'):
+        RegionMaterialRefiner(classifier, LABELS, crop_mode='polygon')
 
 
 def test_classifier_without_a_material_is_refused_by_name(tmp_path):

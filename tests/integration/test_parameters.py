@@ -141,3 +141,20 @@ def test_edge_refinement_is_applied_to_the_running_segmenter():
         assert node.detector.edge_refinement is True
     finally:
         graph.shutdown()
+
+
+def test_material_crop_is_applied_to_the_running_refiner_and_checked():
+    graph = NodeGraph(['waste_segmentation'], namespace='live_crop').spin_in_background()
+    try:
+        node = graph.nodes['waste_segmentation']
+        assert node.refiner is not None, node.material_error or node.model_error
+        default = node.refiner.crop_mode
+        other = 'box' if default == 'masked' else 'masked'
+        result = node.set_parameters([Parameter('material_crop', value=other)])[0]
+        assert result.successful, result.reason
+        assert node.refiner.crop_mode == other
+        refused = node.set_parameters([Parameter('material_crop', value='polygon')])[0]
+        assert not refused.successful and 'not one of' in refused.reason
+        assert node.refiner.crop_mode == other
+    finally:
+        graph.shutdown()

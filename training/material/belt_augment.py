@@ -28,7 +28,7 @@ import sys
 import time
 
 import cv2
-from edge_perception.core.material import crop_for_box
+from edge_perception.core.material import crop_for_box, masked_crop_for_region
 import numpy as np
 
 # The detector's data scripts are plain modules beside each other, not a package.
@@ -66,20 +66,48 @@ def cutout_cache(trashnet_dir, cache_dir, split):
     return paths, stats
 
 
-def belt_crops(rng, cutouts, n_composites, height=FRAME_HEIGHT, width=FRAME_WIDTH, **style):
+# Masked crops: the segmentation node's region vote (core.region_materials, crop_mode 'masked')
+# paints the padded box outside the region, dilated by 7 px. Training draws the dilation from
+# this range, and erodes the true mask first a third of the time, because the segmenter's
+# regions are a little larger or smaller than the item.
+MASK_DILATE_PX = (2, 12)
+MASK_ERODE_PX = (1, 6)
+MASK_ERODE_PROBABILITY = 1 / 3
+
+
+def noisy_region_mask(rng, mask):
+    """Return the object's mask, eroded by a few pixels with MASK_ERODE_PROBABILITY."""
+    if rng.random() >= MASK_ERODE_PROBABILITY:
+        return mask
+    radius = int(rng.integers(MASK_ERODE_PX[0], MASK_ERODE_PX[1] + 1))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    eroded = cv2.erode(mask.astype(np.uint8), kernel) > 0
+    return eroded if eroded.any() else mask
+
+
+def belt_crops(rng, cutouts, n_composites, height=FRAME_HEIGHT, width=FRAME_WIDTH,
+               masked=False, **style):
     """Yield (crop RGB uint8, material, cut-out name) for every object of `n_composites` images.
 
     Each composite is `make_dataset.compose(rng, cutouts, height, width, **style)`; each object
-    is cut from it with `crop_for_box` on its exact visible-mask box (the detector's crop).
+    is cut from it with `crop_for_box` on its exact visible-mask box (the detector's crop), or,
+    with `masked`, with `masked_crop_for_region` on a noisy copy of its visible mask (the
+    segmentation node's masked crop).
     """
     for _ in range(n_composites):
-        bgr, objects = compose(rng, cutouts, height, width, **style)
+        bgr, objects, owner = compose(rng, cutouts, height, width, return_owner=True, **style)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        for box, path in objects:
-            yield crop_for_box(rgb, box).copy(), material_of(path), path.stem
+        for index, (box, path) in enumerate(objects):
+            if masked:
+                mask = noisy_region_mask(rng, owner == index)
+                dilate = int(rng.integers(MASK_DILATE_PX[0], MASK_DILATE_PX[1] + 1))
+                crop = masked_crop_for_region(rgb, box, mask, dilate_px=dilate)
+            else:
+                crop = crop_for_box(rgb, box).copy()
+            yield crop, material_of(path), path.stem
 
 
-def crop_pool(cutouts, n_composites, seed, side, **style):
+def crop_pool(cutouts, n_composites, seed, side, masked=False, **style):
     """Return (images N x side x side x 3 uint8, materials, cut-out names) of belt crops.
 
     Crops are squashed to side x side with INTER_AREA, as the runtime's preprocessing squashes
@@ -87,7 +115,7 @@ def crop_pool(cutouts, n_composites, seed, side, **style):
     """
     rng = np.random.default_rng(seed)
     images, materials, names = [], [], []
-    for crop, material, name in belt_crops(rng, cutouts, n_composites, **style):
+    for crop, material, name in belt_crops(rng, cutouts, n_composites, masked=masked, **style):
         images.append(cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA))
         materials.append(material)
         names.append(name)
@@ -96,17 +124,20 @@ def crop_pool(cutouts, n_composites, seed, side, **style):
     return np.stack(images), materials, names
 
 
-def cached_crop_pool(cache_dir, cutouts, n_composites, seed, side, **style):
+def cached_crop_pool(cache_dir, cutouts, n_composites, seed, side, masked=False, **style):
     """crop_pool(), stored once in cache_dir/pools/ under a key of its inputs and reused."""
-    key = json.dumps({'cutouts': [p.name for p in cutouts], 'n': n_composites, 'seed': seed,
-                      'side': side, 'style': style}, sort_keys=True)
+    fields = {'cutouts': [p.name for p in cutouts], 'n': n_composites, 'seed': seed,
+              'side': side, 'style': style}
+    if masked:   # box pools keep the keys they had before masked pools existed
+        fields['masked'] = [MASK_DILATE_PX, MASK_ERODE_PX, MASK_ERODE_PROBABILITY]
+    key = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     path = Path(cache_dir) / 'pools' / f'pool_{digest}.npz'
     if path.is_file():
         with np.load(path) as data:
             return data['images'], data['materials'].tolist(), data['names'].tolist()
     started = time.time()
-    images, materials, names = crop_pool(cutouts, n_composites, seed, side, **style)
+    images, materials, names = crop_pool(cutouts, n_composites, seed, side, masked, **style)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, images=images, materials=np.array(materials), names=np.array(names))
     print(f'[pool] {len(images)} crops from {n_composites} composites in '
@@ -138,11 +169,11 @@ def classify_all(classifier, crops, batch_size=32):
     return predicted
 
 
-def held_out_belt_crops(cutouts, n_composites, seed, style):
+def held_out_belt_crops(cutouts, n_composites, seed, style, masked=False):
     """Return (crops, materials) of composites of `cutouts` (native crop sizes, not squashed)."""
     rng = np.random.default_rng(seed)
     crops, materials = [], []
-    for crop, material, _ in belt_crops(rng, cutouts, n_composites, **style):
+    for crop, material, _ in belt_crops(rng, cutouts, n_composites, masked=masked, **style):
         crops.append(crop)
         materials.append(material)
     return crops, materials
@@ -172,6 +203,9 @@ def evaluate_models(args):
         # (b') the detector data set's mix of backgrounds (belt, noise, gradient, flat, stripes)
         'belt_val_mixed_backgrounds': held_out_belt_crops(
             val_cutouts, args.composites, args.seed + 1, {}),
+        # (b'') (b)'s composites, each item's crop masked as the segmentation node's vote does
+        'belt_val_sample_style_masked': held_out_belt_crops(
+            val_cutouts, args.composites, args.seed, SAMPLE_STYLE, masked=True),
         # (c) the repro: every 8th bundled frame (10 objects), and all 24 shifted frames
         'bundled_frames_every_8th': bundled_frame_crops(8),
         'bundled_frames_all': bundled_frame_crops(1),

@@ -249,6 +249,10 @@ def main(argv=None):
     parser.add_argument('--pool-composites', type=int, default=600,
                         help='composites per training belt pool (two pools: bundled-frame '
                         'style and mixed backgrounds)')
+    parser.add_argument('--masked-crops', action='store_true',
+                        help='add a masked twin of each belt pool (other composites, each '
+                        "crop painted outside the item's noisy mask, as the segmentation "
+                        "node's masked vote cuts it): half the belt crops are then masked")
     parser.add_argument('--max-cutouts-per-class', type=int, default=150,
                         help='train photos per class cut out for belt crops (0 = all)')
     parser.add_argument('--pool-side', type=int, default=224)
@@ -298,6 +302,10 @@ def main(argv=None):
     pools = [cached_crop_pool(args.cache, train_cutouts, args.pool_composites, args.seed + k,
                               args.pool_side, **style)
              for k, style in enumerate((SAMPLE_STYLE, {}))]
+    if args.masked_crops:
+        pools += [cached_crop_pool(args.cache, train_cutouts, args.pool_composites,
+                                   args.seed + 100 + k, args.pool_side, masked=True, **style)
+                  for k, style in enumerate((SAMPLE_STYLE, {}))]
     belt_array = np.concatenate([p[0] for p in pools])
     belt_images = as_chw(belt_array)
     belt_labels = np.array([class_names.index(m) for p in pools for m in p[1]], np.int64)

@@ -94,19 +94,16 @@ def preprocess(image, input_size: int) -> np.ndarray:
     return (resized.astype(np.float32) / 255.0).transpose(2, 0, 1)
 
 
-def crop_for_box(rgb, box_xyxy, pad_fraction: float = 0.1) -> np.ndarray:
-    """Cut the region of box (x1, y1, x2, y2), in pixels, padded on each side, from `rgb`.
+def padded_box_bounds(image_shape, box_xyxy, pad_fraction: float = 0.1):
+    """Return (top, bottom, left, right), whole pixels, of the padded box clamped to the image.
 
-    Each side grows by `pad_fraction` of the box's width (left/right) or height (top/bottom), so
-    the classifier sees the item's outline. The region is clamped to the image; a box with
-    x2 <= x1 or y2 <= y1, non-finite numbers, or no overlap with the image raises
-    MaterialInputError. Returns a view into `rgb` (copy it before writing to it).
+    Each side grows by `pad_fraction` of the box's width (left/right) or height (top/bottom).
+    A box with x2 <= x1 or y2 <= y1, non-finite numbers, or no overlap with the image raises
+    MaterialInputError.
     """
-    if not isinstance(rgb, np.ndarray) or rgb.ndim not in (2, 3):
-        raise MaterialInputError('expected an image array of shape HxW or HxWxC')
-    height, width = rgb.shape[:2]
+    height, width = image_shape[:2]
     if height == 0 or width == 0:
-        raise MaterialInputError(f'image is empty (shape {rgb.shape})')
+        raise MaterialInputError(f'image is empty (shape {tuple(image_shape)})')
     try:
         x1, y1, x2, y2 = (float(v) for v in box_xyxy)
     except (TypeError, ValueError):
@@ -129,7 +126,51 @@ def crop_for_box(rgb, box_xyxy, pad_fraction: float = 0.1) -> np.ndarray:
     if right <= left or bottom <= top:
         raise MaterialInputError(
             f'box {box_xyxy!r} lies outside the {width}x{height} image')
+    return top, bottom, left, right
+
+
+def crop_for_box(rgb, box_xyxy, pad_fraction: float = 0.1) -> np.ndarray:
+    """Cut the region of box (x1, y1, x2, y2), in pixels, padded on each side, from `rgb`.
+
+    Each side grows by `pad_fraction` of the box's width (left/right) or height (top/bottom), so
+    the classifier sees the item's outline. The region is clamped to the image; a box with
+    x2 <= x1 or y2 <= y1, non-finite numbers, or no overlap with the image raises
+    MaterialInputError. Returns a view into `rgb` (copy it before writing to it).
+    """
+    if not isinstance(rgb, np.ndarray) or rgb.ndim not in (2, 3):
+        raise MaterialInputError('expected an image array of shape HxW or HxWxC')
+    top, bottom, left, right = padded_box_bounds(rgb.shape, box_xyxy, pad_fraction)
     return rgb[top:bottom, left:right]
+
+
+# TrashNet's mean border colour (its photos' poster board), RGB: what the classifier saw around
+# every training object, so a masked crop looks like a TrashNet photo, not like an unknown belt.
+MASK_FILL_RGB = (186, 176, 167)
+
+
+def masked_crop_for_region(rgb, box_xyxy, mask, dilate_px: int = 7,
+                           fill_rgb: Sequence[int] = MASK_FILL_RGB,
+                           pad_fraction: float = 0.1) -> np.ndarray:
+    """Cut `crop_for_box(rgb, box_xyxy, pad_fraction)` and paint what is not the region.
+
+    Pixels of the padded box farther than `dilate_px` from `mask` (HxW bool, the region's
+    pixels in the whole image) are set to `fill_rgb`: the classifier then sees the item and a
+    thin rim of its surroundings, not the surface or neighbouring items. Returns a new array.
+    """
+    crop = crop_for_box(rgb, box_xyxy, pad_fraction)
+    mask = np.asarray(mask)
+    if mask.shape != rgb.shape[:2]:
+        raise MaterialInputError(f'mask {mask.shape} and image {rgb.shape[:2]} differ in size')
+    if dilate_px < 0:
+        raise MaterialInputError(f'dilate_px must be >= 0, got {dilate_px}')
+    top, bottom, left, right = padded_box_bounds(rgb.shape, box_xyxy, pad_fraction)
+    keep = mask[top:bottom, left:right].astype(np.uint8)
+    if dilate_px:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1,) * 2)
+        keep = cv2.dilate(keep, kernel)
+    out = crop.copy()
+    out[keep == 0] = fill_rgb if out.ndim == 3 else fill_rgb[0]
+    return out
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

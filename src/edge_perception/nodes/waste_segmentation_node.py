@@ -57,10 +57,14 @@ PARAMS = [
     Param('material_exponent', region_materials.EXPONENT,
           "Weight of the classifier's vote against the segmenter's "
           '(p_classifier ** exponent * p_segmenter; 0 = the segmenter alone)', 0.0, 8.0),
+    Param('material_crop', region_materials.CROP_MODE,
+          "What the classifier sees of a region: 'box' = its padded box (surface and "
+          "neighbours included), 'masked' = the box painted outside the region",
+          choices=region_materials.CROP_MODES),
 ] + [p for p in detector_node.PARAMS if p.name not in _NOT_APPLICABLE]
 PARAMS = with_live(PARAMS, [p.name for p in PARAMS if p.live] + [
     'min_region_area_px', 'min_region_score', 'max_detections', 'material_exponent',
-    'material_vote_below', 'edge_refinement'])
+    'material_vote_below', 'material_crop', 'edge_refinement'])
 
 # Label colours of the debug image (RGB), background transparent.
 LABEL_COLOURS_RGB = np.array([(0, 0, 0), (180, 110, 40), (60, 200, 200), (160, 160, 160),
@@ -105,6 +109,7 @@ class WasteSegmentationNode(DetectorNode):
             p = self.params
             self.refiner.exponent = float(p['material_exponent'])
             self.refiner.vote_below = float(p['material_vote_below'])
+            self.refiner.crop_mode = p['material_crop']
             self.refiner.min_area_px = int(p['min_region_area_px'])
             self.refiner.max_regions = int(p['max_detections'])
 

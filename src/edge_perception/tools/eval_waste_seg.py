@@ -98,6 +98,7 @@ def evaluate_dir(segmenter, images_dir, masks_dir, refiner=None):
             'material_model': (str(refiner.classifier.model_path) if refiner else None),
             'material_exponent': (refiner.exponent if refiner else None),
             'material_vote_below': (refiner.vote_below if refiner else None),
+            'material_crop': (refiner.crop_mode if refiner else None),
             'ms_per_frame_p50': float(np.median(times)),
             'confusion_matrix': confusion.tolist(),
             'confusion_matrix_axes': 'rows = true label, columns = predicted label',
@@ -136,7 +137,8 @@ def run(args):
             # Options left unset keep the refiner's defaults, which are the node's.
             given = {'exponent': getattr(args, 'material_exponent', None),
                      'vote_below': getattr(args, 'material_vote_below', None),
-                     'min_area_px': getattr(args, 'min_region_area_px', None)}
+                     'min_area_px': getattr(args, 'min_region_area_px', None),
+                     'crop_mode': getattr(args, 'material_crop', None)}
             refiner = region_materials.RegionMaterialRefiner(
                 classifier, segmenter.class_names,
                 **{k: v for k, v in given.items() if v is not None})
@@ -178,6 +180,9 @@ def register(subparsers):
                         help='regions the segmenter is this sure of keep their material '
                              "(default: the node's material_vote_below, 0.8; 1 = classify "
                              'every region)')
+    parser.add_argument('--material-crop', choices=('box', 'masked'), default=None,
+                        help="what the classifier sees of a region (default: the node's "
+                             'material_crop)')
     parser.add_argument('--min-region-area-px', type=int, default=None,
                         help="smaller regions keep the segmenter's labels (default: the "
                              "node's min_region_area_px, 400)")
