@@ -37,7 +37,7 @@ def first_crop(cutout, seed, masked):
 
 
 def item_mask_in_crop(cutout, seed):
-    """The item's pixels in its padded box, from the compositor's owner map."""
+    """Return the item's pixels in its padded box, from the compositor's owner map."""
     _, objects, owner = belt_augment.compose(
         np.random.default_rng(seed), [cutout], belt_augment.FRAME_HEIGHT,
         belt_augment.FRAME_WIDTH, return_owner=True, **STYLE)
