@@ -322,6 +322,77 @@ def test_eval_cli_refines_regions_with_the_shipped_classifier_by_default(tmp_pat
     assert report['material_exponent'] == region_materials.EXPONENT and report['images'] == 1
 
 
+def random_confusions(seed, n=5):
+    return np.random.default_rng(seed).integers(0, 50, (n, len(LABELS), len(LABELS)))
+
+
+def test_paired_bootstrap_of_repeated_images_has_no_spread():
+    # Every image alike: every resample pools to the same matrices, so the difference is exact.
+    a = np.repeat(random_confusions(1, 1), 6, axis=0)
+    b = np.repeat(random_confusions(2, 1), 6, axis=0)
+    result = ws.paired_bootstrap_miou(a, b, resamples=50)
+    expected = ws.pooled_iou(a[0])['miou'] - ws.pooled_iou(b[0])['miou']
+    assert result['difference'] == pytest.approx(expected)
+    assert result['sd'] == pytest.approx(0.0, abs=1e-12)
+    assert result['interval_90'] == pytest.approx([expected, expected])
+    assert result['images'] == 6 and result['resamples'] == 50
+
+
+def test_paired_bootstrap_of_a_configuration_against_itself_is_zero():
+    a = random_confusions(3)
+    result = ws.paired_bootstrap_miou(a, a.copy(), resamples=30)
+    assert result['difference'] == 0.0 and result['sd'] == 0.0
+
+
+def test_paired_bootstrap_spread_brackets_the_difference():
+    # Image-to-image variation gives a spread; the full-set difference lies inside it.
+    a, b = random_confusions(4, 20), random_confusions(5, 20)
+    result = ws.paired_bootstrap_miou(a, b, resamples=300)
+    low, high = result['interval_90']
+    assert result['sd'] > 0 and low < result['difference'] < high
+
+
+@pytest.mark.parametrize('a, b', [(np.zeros((2, 7, 7)), np.zeros((3, 7, 7))),
+                                  (np.zeros((2, 6, 6)), np.zeros((2, 6, 6))),
+                                  (np.zeros((0, 7, 7)), np.zeros((0, 7, 7)))])
+def test_paired_bootstrap_refuses_unpaired_stacks(a, b):
+    with pytest.raises(ws.WasteSegmentationInputError, match='stacks'):
+        ws.paired_bootstrap_miou(a, b)
+
+
+def test_eval_cli_compares_two_reports_of_the_same_images(tmp_path):
+    model = write_tiny_model(tmp_path / 'tiny.onnx')
+    frames = [solid((0, 255, 0), 16, 16), solid((255, 0, 0), 16, 16)]
+    masks_in = [np.full((16, 16), LABELS.index('plastic'), np.uint8)] * 2
+    images, masks = write_set(tmp_path / 'set', frames, masks_in)
+    base, other = tmp_path / 'base.json', tmp_path / 'other.json'
+    common = {'images': images, 'masks': masks, 'model': model, 'threads': 1,
+              'material_model': 'none'}
+    assert eval_waste_seg.run(argparse.Namespace(json=base, **common)) == 0
+    report = json.loads(base.read_text())
+    assert sorted(report['per_image_confusion']) == ['00', '01']
+    assert np.array(report['per_image_confusion']['00']).sum() == 16 * 16
+    assert eval_waste_seg.run(argparse.Namespace(json=other, compare_to=base, **common)) == 0
+    compared = json.loads(other.read_text())['compare']
+    assert compared['difference'] == 0.0 and compared['sd'] == 0.0
+    assert compared['images'] == 2 and compared['base'] == str(base)
+
+
+def test_eval_cli_comparison_needs_the_same_images(tmp_path, capsys):
+    model = write_tiny_model(tmp_path / 'tiny.onnx')
+    images, masks = write_set(tmp_path / 'set', [solid((0, 255, 0), 16, 16)],
+                              [np.zeros((16, 16), np.uint8)])
+    base = tmp_path / 'base.json'
+    base.write_text(json.dumps({'miou': 1.0, 'per_image_confusion': {'zz': np.eye(7).tolist()}}))
+    args = argparse.Namespace(images=images, masks=masks, json=tmp_path / 'o.json', model=model,
+                              threads=1, material_model='none', compare_to=base)
+    assert eval_waste_seg.run(args) == 2
+    assert 'different images' in capsys.readouterr().err
+    base.write_text(json.dumps({'miou': 1.0}))
+    assert eval_waste_seg.run(args) == 2
+    assert 'no per_image_confusion' in capsys.readouterr().err
+
+
 def test_eval_missing_mask_names_it(tmp_path):
     images, masks = write_set(tmp_path, [solid((1, 2, 3), 8, 8)] * 2,
                               [np.zeros((8, 8), np.uint8), None])

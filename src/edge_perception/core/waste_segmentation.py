@@ -298,3 +298,36 @@ def pooled_iou(confusion, labels=LABELS) -> Dict[str, object]:
            for i, name in enumerate(labels)}
     defined = [v for v in iou.values() if v is not None]
     return {'iou': iou, 'miou': float(np.mean(defined)) if defined else None}
+
+
+def paired_bootstrap_miou(confusions_a, confusions_b, resamples: int = 1000, seed: int = 0,
+                          labels=LABELS) -> Dict[str, object]:
+    """How far apart two configurations' pooled mIoU are, given per-image confusion matrices.
+
+    confusions_a and confusions_b are N x L x L: the same N images scored by configuration A
+    and by B. Images are resampled with replacement (the same draw for both, so what the
+    images have in common cancels), the pooled mIoU of each configuration is taken on every
+    resample, and the spread of the difference A - B is returned:
+    {'difference': on all images, 'sd': of the resampled differences, 'interval_90':
+    [5th, 95th percentile], 'resamples', 'images'}.
+    """
+    a = np.asarray(confusions_a, dtype=np.int64)
+    b = np.asarray(confusions_b, dtype=np.int64)
+    shape = (len(labels), len(labels))
+    if a.ndim != 3 or a.shape[1:] != shape or a.shape != b.shape or len(a) == 0:
+        raise WasteSegmentationInputError(
+            f'need two N x {shape[0]} x {shape[1]} stacks of the same N >= 1 images, got '
+            f'{a.shape} and {b.shape}')
+    if resamples < 1:
+        raise WasteSegmentationInputError(f'resamples must be >= 1, got {resamples}')
+    rng = np.random.default_rng(seed)
+    differences = np.empty(resamples)
+    for k in range(resamples):
+        pick = rng.integers(0, len(a), len(a))
+        differences[k] = (pooled_iou(a[pick].sum(axis=0), labels)['miou']
+                          - pooled_iou(b[pick].sum(axis=0), labels)['miou'])
+    return {'difference': (pooled_iou(a.sum(axis=0), labels)['miou']
+                           - pooled_iou(b.sum(axis=0), labels)['miou']),
+            'sd': float(differences.std()),
+            'interval_90': [float(v) for v in np.percentile(differences, [5, 95])],
+            'resamples': int(resamples), 'images': int(len(a))}
