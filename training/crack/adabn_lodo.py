@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Test-time batch-norm adaptation (AdaBN) of the crack experts, on the LODO out-of-fold maps.
+
+Every BatchNorm2d of an expert normalises with alpha x (this image's channel mean and variance
+over H and W) + (1 - alpha) x (its running statistics), so the features of an unseen surface
+are re-centred on that surface (Li et al. 2016, AdaBN; Schneider et al. 2020 mix the two as
+here). For each fold, each expert's map of every image of the left-out set is predicted with
+the fold's own weights (RUN/FOLD/EXPERT.pt) and written as OUT/FOLD/pred_EXPERT.npz, the layout
+per_image_threshold.py reads. Measured and not adopted (models/crack/MODEL_CARD.md):
+
+    python training/crack/adabn_lodo.py /work/shared/data --run training/crack/runs/v3 \
+        --out /tmp/mat8/adabn_a1 --alpha 1.0
+    python training/crack/per_image_threshold.py /work/shared/data --run /tmp/mat8/adabn_a1
+
+`--alpha 0` reproduces the stored OOF maps (the script prints the largest difference).
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from data import load_all, SETS  # noqa: E402, I100
+from nets import build_expert, pad_multiple  # noqa: E402
+from train_experts import predict  # noqa: E402
+
+EXPERT_NAMES = ('lite0_unet', 'lite0_s8', 'lite0_half')
+
+
+class ImageStatsBatchNorm(torch.nn.Module):
+    """Inference batch norm whose statistics mix the input's own with the stored ones."""
+
+    def __init__(self, bn, alpha):
+        super().__init__()
+        self.bn, self.alpha = bn, alpha
+
+    def forward(self, x):
+        mean = x.mean((0, 2, 3))
+        var = x.var((0, 2, 3), unbiased=False)
+        return F.batch_norm(x, self.alpha * mean + (1 - self.alpha) * self.bn.running_mean,
+                            self.alpha * var + (1 - self.alpha) * self.bn.running_var,
+                            self.bn.weight, self.bn.bias, False, 0.0, self.bn.eps)
+
+
+def adapt_batch_norm(module, alpha):
+    """Replace every BatchNorm2d below `module` by ImageStatsBatchNorm (in place)."""
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.BatchNorm2d):
+            setattr(module, name, ImageStatsBatchNorm(child, alpha))
+        else:
+            adapt_batch_norm(child, alpha)
+    return module
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('data')
+    parser.add_argument('--run', default='training/crack/runs/v3')
+    parser.add_argument('--out', required=True)
+    parser.add_argument('--alpha', type=float, required=True,
+                        help="weight of the image's own statistics (0 = plain inference)")
+    parser.add_argument('--fold', action='append', choices=SETS,
+                        help='left-out set(s) to predict (default: all three)')
+    parser.add_argument('--holdout-dir', default='src/edge_perception/data/samples/crack')
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    data = load_all(args.data, 0, args.holdout_dir)
+    for fold in args.fold or SETS:
+        os.makedirs(os.path.join(args.out, fold), exist_ok=True)
+        for name in EXPERT_NAMES:
+            model = build_expert(name, pretrained=False)
+            model.load_state_dict(torch.load(os.path.join(args.run, fold, f'{name}.pt')))
+            model = adapt_batch_norm(model.eval(), args.alpha)
+            stored = np.load(os.path.join(args.run, fold, f'pred_{name}.npz'))
+            preds, started, largest_change = {}, time.time(), 0
+            with torch.no_grad():
+                for image, stem in zip(data[fold]['images'], data[fold]['stems']):
+                    key = f'{fold}/{stem}'
+                    preds[key] = np.round(predict(model, image, pad_multiple(name)) * 255
+                                          ).astype(np.uint8)
+                    largest_change = max(largest_change, int(np.abs(
+                        preds[key].astype(int) - stored[key].astype(int)).max()))
+            np.savez_compressed(os.path.join(args.out, fold, f'pred_{name}.npz'), **preds)
+            print(f'{fold} {name}: {len(preds)} maps in {time.time() - started:.0f} s; '
+                  f'largest change from the stored map {largest_change} of 255', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
