@@ -56,6 +56,17 @@ def adapt_batch_norm(module, alpha):
     return module
 
 
+def adapt_scope(model, scope, alpha):
+    """Adapt the BN layers of `scope`: all, encoder (stem + blocks) or frozen (stem + blocks 0-2)."""
+    if scope == 'all':
+        return adapt_batch_norm(model, alpha)
+    encoder = model.encoder
+    parts = [encoder.stem] + list(encoder.blocks if scope == 'encoder' else encoder.blocks[:3])
+    for part in parts:
+        adapt_batch_norm(part, alpha)
+    return model
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('data')
@@ -63,6 +74,9 @@ def main(argv=None):
     parser.add_argument('--out', required=True)
     parser.add_argument('--alpha', type=float, required=True,
                         help="weight of the image's own statistics (0 = plain inference)")
+    parser.add_argument('--scope', choices=('all', 'encoder', 'frozen'), default='all',
+                        help='which BN layers adapt: all, the encoder (stem and blocks) or its '
+                        'frozen part (stem and blocks 0-2, ImageNet statistics)')
     parser.add_argument('--fold', action='append', choices=SETS,
                         help='left-out set(s) to predict (default: all three)')
     parser.add_argument('--holdout-dir', default='src/edge_perception/data/samples/crack')
@@ -74,7 +88,7 @@ def main(argv=None):
         for name in EXPERT_NAMES:
             model = build_expert(name, pretrained=False)
             model.load_state_dict(torch.load(os.path.join(args.run, fold, f'{name}.pt')))
-            model = adapt_batch_norm(model.eval(), args.alpha)
+            model = adapt_scope(model.eval(), args.scope, args.alpha)
             stored = np.load(os.path.join(args.run, fold, f'pred_{name}.npz'))
             preds, started, largest_change = {}, time.time(), 0
             with torch.no_grad():
