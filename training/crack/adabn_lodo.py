@@ -57,7 +57,7 @@ def adapt_batch_norm(module, alpha):
 
 
 def adapt_scope(model, scope, alpha):
-    """Adapt the BN layers of `scope`: all, encoder (stem + blocks) or frozen (stem + blocks 0-2)."""
+    """Adapt the BN layers of `scope`: all, encoder (stem, blocks) or frozen (stem, blocks 0-2)."""
     if scope == 'all':
         return adapt_batch_norm(model, alpha)
     encoder = model.encoder
