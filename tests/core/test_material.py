@@ -156,7 +156,8 @@ def test_masked_crop_of_a_full_mask_is_the_box_crop():
     rgb = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     box = (5.5, 3, 30, 22)
     np.testing.assert_array_equal(
-        masked_crop_for_region(rgb, box, np.ones((30, 40), bool)), crop_for_box(rgb, box))
+        masked_crop_for_region(rgb, box, np.ones((30, 40), bool), dilate_px=7),
+        crop_for_box(rgb, box))
 
 
 def test_masked_crop_works_on_grayscale():
@@ -171,7 +172,7 @@ def test_masked_crop_works_on_grayscale():
 def test_masked_crop_refuses_a_mask_of_another_size_or_a_negative_dilation():
     rgb = np.zeros((20, 30, 3), np.uint8)
     with pytest.raises(MaterialInputError, match='differ in size'):
-        masked_crop_for_region(rgb, (1, 1, 5, 5), np.ones((30, 20), bool))
+        masked_crop_for_region(rgb, (1, 1, 5, 5), np.ones((30, 20), bool), dilate_px=7)
     with pytest.raises(MaterialInputError, match='dilate_px'):
         masked_crop_for_region(rgb, (1, 1, 5, 5), np.ones((20, 30), bool), dilate_px=-1)
 

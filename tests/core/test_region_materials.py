@@ -10,7 +10,7 @@ import json
 import cv2
 from edge_perception.core.material import crop_for_box, masked_crop_for_region, MaterialClassifier
 from edge_perception.core.region_materials import (
-    RefinedLabels, RegionMaterialError, RegionMaterialRefiner)
+    MASK_DILATE_PX, RefinedLabels, RegionMaterialError, RegionMaterialRefiner)
 from edge_perception.core.waste_segmentation import LABELS
 import numpy as np
 import onnx
@@ -195,7 +195,7 @@ def test_masked_crops_show_the_classifier_the_region_not_its_surroundings(classi
     refiner.crop_mode = 'masked'
     out = refiner.refine(rgb, labels, confidence, probs)
     expected = expected_combined(rgb, box, refiner.exponent, probs[1:, 0, 0],
-                                 crop=masked_crop_for_region(rgb, box, item, dilate_px=7))
+                                 crop=masked_crop_for_region(rgb, box, item, MASK_DILATE_PX))
     assert expected.argmax() == MATERIALS.index('metal')
     assert (out.labels[item] == LABELS.index('metal')).all()
     np.testing.assert_allclose(out.material_confidence[item], expected.max(), rtol=1e-4)

@@ -67,9 +67,9 @@ def cutout_cache(trashnet_dir, cache_dir, split):
 
 
 # Masked crops: the segmentation node's region vote (core.region_materials, crop_mode 'masked')
-# paints the padded box outside the region, dilated by 7 px. Training draws the dilation from
-# this range, and erodes the true mask first a third of the time, because the segmenter's
-# regions are a little larger or smaller than the item.
+# paints the padded box outside the region, dilated by its MASK_DILATE_PX (7 px). Training draws
+# the dilation from this range, and erodes the true mask first a third of the time, because the
+# segmenter's regions are a little larger or smaller than the item.
 MASK_DILATE_PX = (2, 12)
 MASK_ERODE_PX = (1, 6)
 MASK_ERODE_PROBABILITY = 1 / 3

@@ -137,10 +137,15 @@ def crop_for_box(rgb, box_xyxy, pad_fraction: float = 0.1) -> np.ndarray:
     x2 <= x1 or y2 <= y1, non-finite numbers, or no overlap with the image raises
     MaterialInputError. Returns a view into `rgb` (copy it before writing to it).
     """
+    top, bottom, left, right = _crop_bounds(rgb, box_xyxy, pad_fraction)
+    return rgb[top:bottom, left:right]
+
+
+def _crop_bounds(rgb, box_xyxy, pad_fraction):
+    """padded_box_bounds of an image array, which must be HxW or HxWxC."""
     if not isinstance(rgb, np.ndarray) or rgb.ndim not in (2, 3):
         raise MaterialInputError('expected an image array of shape HxW or HxWxC')
-    top, bottom, left, right = padded_box_bounds(rgb.shape, box_xyxy, pad_fraction)
-    return rgb[top:bottom, left:right]
+    return padded_box_bounds(rgb.shape, box_xyxy, pad_fraction)
 
 
 # TrashNet's mean border colour (its photos' poster board), RGB: what the classifier saw around
@@ -148,7 +153,7 @@ def crop_for_box(rgb, box_xyxy, pad_fraction: float = 0.1) -> np.ndarray:
 MASK_FILL_RGB = (186, 176, 167)
 
 
-def masked_crop_for_region(rgb, box_xyxy, mask, dilate_px: int = 7,
+def masked_crop_for_region(rgb, box_xyxy, mask, dilate_px: int,
                            fill_rgb: Sequence[int] = MASK_FILL_RGB,
                            pad_fraction: float = 0.1) -> np.ndarray:
     """Cut `crop_for_box(rgb, box_xyxy, pad_fraction)` and paint what is not the region.
@@ -157,18 +162,17 @@ def masked_crop_for_region(rgb, box_xyxy, mask, dilate_px: int = 7,
     pixels in the whole image) are set to `fill_rgb`: the classifier then sees the item and a
     thin rim of its surroundings, not the surface or neighbouring items. Returns a new array.
     """
-    crop = crop_for_box(rgb, box_xyxy, pad_fraction)
+    top, bottom, left, right = _crop_bounds(rgb, box_xyxy, pad_fraction)
     mask = np.asarray(mask)
     if mask.shape != rgb.shape[:2]:
         raise MaterialInputError(f'mask {mask.shape} and image {rgb.shape[:2]} differ in size')
     if dilate_px < 0:
         raise MaterialInputError(f'dilate_px must be >= 0, got {dilate_px}')
-    top, bottom, left, right = padded_box_bounds(rgb.shape, box_xyxy, pad_fraction)
     keep = mask[top:bottom, left:right].astype(np.uint8)
     if dilate_px:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1,) * 2)
         keep = cv2.dilate(keep, kernel)
-    out = crop.copy()
+    out = rgb[top:bottom, left:right].copy()
     out[keep == 0] = fill_rgb if out.ndim == 3 else fill_rgb[0]
     return out
 
