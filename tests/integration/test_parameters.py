@@ -128,8 +128,9 @@ def test_live_tti_threshold_and_warning_intensity_change_the_output(tmp_path):
         graph.shutdown()
 
 
-def test_edge_refinement_is_applied_to_the_running_segmenter():
-    graph = NodeGraph(['waste_segmentation'], namespace='live_edge').spin_in_background()
+def test_segmentation_model_parameters_reach_the_running_models():
+    # One node for both live settings: starting it loads the segmenter and the classifier.
+    graph = NodeGraph(['waste_segmentation'], namespace='live_seg').spin_in_background()
     try:
         node = graph.nodes['waste_segmentation']
         assert node.detector is not None, node.model_error
@@ -139,14 +140,7 @@ def test_edge_refinement_is_applied_to_the_running_segmenter():
         assert node.detector.edge_refinement is False
         assert node.set_parameters([Parameter('edge_refinement', value=True)])[0].successful
         assert node.detector.edge_refinement is True
-    finally:
-        graph.shutdown()
 
-
-def test_material_crop_is_applied_to_the_running_refiner_and_checked():
-    graph = NodeGraph(['waste_segmentation'], namespace='live_crop').spin_in_background()
-    try:
-        node = graph.nodes['waste_segmentation']
         assert node.refiner is not None, node.material_error or node.model_error
         default = node.refiner.crop_mode
         other = 'box' if default == 'masked' else 'masked'
