@@ -26,6 +26,39 @@ from train_experts import predict  # noqa: E402
 EXPERT_NAMES = ('lite0_unet', 'lite0_s8', 'lite0_half')
 
 
+def write_fold_maps(run, out, fold, data, maps_of, prepare=lambda model: model):
+    """Write OUT/FOLD/pred_EXPERT.npz for every expert of a LODO fold, from its own weights.
+
+    RUN/FOLD/EXPERT.pt is loaded, passed through `prepare`, and for every image of the fold's
+    left-out set `maps_of(model, image, pad multiple)` returns (checked map, written map), both
+    float crack probabilities. The checked map is compared with the stored OOF map
+    (RUN/FOLD/pred_EXPERT.npz) and the largest difference, in 255ths, is printed.
+    """
+    os.makedirs(os.path.join(out, fold), exist_ok=True)
+    for name in EXPERT_NAMES:
+        model = build_expert(name, pretrained=False)
+        model.load_state_dict(torch.load(os.path.join(run, fold, f'{name}.pt')))
+        model = prepare(model.eval())
+        stored = np.load(os.path.join(run, fold, f'pred_{name}.npz'))
+        preds, started, largest_change = {}, time.time(), 0
+        for image, stem in zip(data['images'], data['stems']):
+            key = f'{fold}/{stem}'
+            checked, written = maps_of(model, image, pad_multiple(name))
+            largest_change = max(largest_change, int(np.abs(
+                np.round(checked * 255).astype(int) - stored[key].astype(int)).max()))
+            preds[key] = np.round(written * 255).astype(np.uint8)
+        np.savez_compressed(os.path.join(out, fold, f'pred_{name}.npz'), **preds)
+        print(f'{fold} {name}: {len(preds)} maps in {time.time() - started:.0f} s; '
+              f'checked vs stored map: max difference {largest_change} of 255', flush=True)
+
+
+def plain_and_flip_tta(model, image, multiple):
+    """(plain map, which must be the stored one; mean of it and the mirrored-back mirror map)."""
+    plain = predict(model, image, multiple)
+    mirrored = predict(model, np.ascontiguousarray(image[:, ::-1]), multiple)[:, ::-1]
+    return plain, (plain + mirrored) / 2
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('data')
@@ -36,25 +69,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     data = load_all(args.data, 0, args.holdout_dir)[args.fold]
-    os.makedirs(os.path.join(args.out, args.fold), exist_ok=True)
-    for name in EXPERT_NAMES:
-        model = build_expert(name, pretrained=False)
-        model.load_state_dict(torch.load(os.path.join(args.run, args.fold, f'{name}.pt')))
-        model.eval()
-        stored = np.load(os.path.join(args.run, args.fold, f'pred_{name}.npz'))
-        preds, started, largest_change = {}, time.time(), 0
-        for image, stem in zip(data['images'], data['stems']):
-            plain = predict(model, image, pad_multiple(name))
-            mirrored = predict(model, np.ascontiguousarray(image[:, ::-1]),
-                               pad_multiple(name))[:, ::-1]
-            key = f'{args.fold}/{stem}'
-            # the plain map must be the stored OOF map: same weights, same padding
-            largest_change = max(largest_change, int(np.abs(
-                np.round(plain * 255).astype(int) - stored[key].astype(int)).max()))
-            preds[key] = np.round((plain + mirrored) / 2 * 255).astype(np.uint8)
-        np.savez_compressed(os.path.join(args.out, args.fold, f'pred_{name}.npz'), **preds)
-        print(f'{args.fold} {name}: {len(preds)} maps in {time.time() - started:.0f} s; '
-              f'plain vs stored map: max difference {largest_change} of 255', flush=True)
+    write_fold_maps(args.run, args.out, args.fold, data, plain_and_flip_tta)
     return 0
 
 
